@@ -59,10 +59,11 @@ def sens_reduce(kspace: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
 
 
 def crop_start(length: int, size: int) -> int:
-    """Start of a centred window of ``size`` in an axis of ``length``, as MATLAB's ranking code crops.
+    """Start of a centred window of ``size`` in an axis of ``length``, as ``run4Ranking_2025.m`` crops.
 
-    The window is centred on index ``length // 2`` (the k-space / fftshift centre); for an even
-    length and an odd size this differs by one from ``(length - size) // 2``.
+    MATLAB writes it ``length//2 + ceil(-size/2)``: the window is centred on index ``length // 2``
+    (the k-space / fftshift centre); for an even length and an odd size this differs by one
+    from ``(length - size) // 2``.
     """
     if not 0 < size <= length:
         raise ValueError(f"cannot crop an axis of length {length} to {size}")

@@ -1,0 +1,64 @@
+"""What a CMRxRecon file stem says about its series: time axis, periodicity, ranking frames.
+
+Pure data, no I/O: the tree parser, the output contract and the models all ask here.
+"""
+
+from __future__ import annotations
+
+import enum
+
+#: Stems stored without a time axis: MATLAB order (nx, ny, nc, nz).
+NO_TIME_STEMS = frozenset({"blackblood", "T1w", "T2w"})
+#: Stems whose frames are contrast weightings; the ranking keeps all of them.
+MAPPING_STEMS = frozenset({"T1map", "T1mappost", "T2map", "T2smap", "T1rho"})
+#: Stems whose frames cover one cardiac cycle, so frame 0 follows the last frame.
+PERIODIC_PREFIXES = ("cine", "flow2d")
+
+
+class Neighbours(enum.Enum):
+    """How the network's adjacent inputs around a target frame are gathered."""
+
+    WRAP = "wrap"  # periodic series: the cardiac cycle closes on itself
+    REFLECT = "reflect"  # ordered, non-periodic frames (weightings, first-pass perfusion)
+    SLICES = "slices"  # one frame only: neighbouring slices, reflected at the ends
+
+
+def has_time_axis(stem: str) -> bool:
+    """Whether files of this stem carry a time (or weighting) axis at all."""
+    return stem not in NO_TIME_STEMS
+
+
+def is_mapping(stem: str) -> bool:
+    return stem in MAPPING_STEMS
+
+
+def neighbours(stem: str, frames: int) -> Neighbours:
+    """Adjacent-input rule for a series of ``frames`` frames with this stem (METHOD.md decision)."""
+    if frames == 1:
+        return Neighbours.SLICES
+    if stem.startswith(PERIODIC_PREFIXES):
+        return Neighbours.WRAP
+    return Neighbours.REFLECT
+
+
+def modality_of(stem: str) -> str:
+    """The CMRxRecon modality folder a stem belongs to (for synthetic trees and reports)."""
+    if stem.startswith("cine"):
+        return "Cine"
+    if stem.startswith("lge"):
+        return "LGE"
+    table = {
+        "perfusion": "Perfusion",
+        "flow2d": "Flow2d",
+        "T1rho": "T1rho",
+        "blackblood": "BlackBlood",
+        "T1w": "T1w",
+        "T2w": "T2w",
+        "T1map": "Mapping",
+        "T1mappost": "Mapping",
+        "T2map": "Mapping",
+        "T2smap": "Mapping",
+    }
+    if stem not in table:
+        raise ValueError(f"unknown CMRxRecon file stem {stem!r}")
+    return table[stem]
