@@ -1,0 +1,39 @@
+"""Reconstruction methods behind one interface (:class:`genre.recon.base.Reconstructor`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+METHODS = ("genre", "sense", "zero-filled")
+
+
+class MethodUnavailable(Exception):
+    """A method that cannot run here (no weights, say); ``str()`` is one line saying why."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MethodUnavailable("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def make_reconstructor(name: str, device: torch.device, checkpoint: Path | None = None, max_batch: int | None = None):
+    """Build the named method on ``device``; raises :class:`MethodUnavailable` with a one-line reason."""
+    if name == "zero-filled":
+        from genre.recon.zero_filled import ZeroFilled
+
+        return ZeroFilled(device)
+    if name == "sense":
+        from genre.recon.sense import CGSense
+
+        return CGSense(device)
+    if name == "genre":
+        from genre.recon.genre import build_genre_reconstructor
+
+        return build_genre_reconstructor(checkpoint, device, max_batch)
+    raise MethodUnavailable(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")

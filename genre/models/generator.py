@@ -1,0 +1,128 @@
+"""The GENRE-CMR generator (Algorithm 1, lines 1-11): SME, then T unrolled prompt-U-Net cascades with data consistency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from genre.kspace import rss_from_kspace, sens_expand, sens_reduce
+from genre.models.config import GeneratorConfig
+from genre.models.prompt_unet import PromptUnet, channels_to_complex, complex_to_channels
+from genre.models.sensitivity import SensitivityModel
+
+
+@dataclass
+class GeneratorOutput:
+    """What one forward pass gives the losses and the reconstructor.
+
+    * ``kspace``: per cascade, the centre frame's k-space ``(batch, coils, ky, kx)`` complex64;
+      the last entry is the final reconstruction.
+    * ``features``: per cascade, the APU's last decoder level ``(batch, n_feat0, ky, kx)``
+      float32 (with the carried sum in the ``varnet`` form with the residual path): the SDA
+      loss's input.
+    * ``sens_maps``: ``(batch, coils, ky, kx)`` complex64, RSS over coils 1.
+    """
+
+    kspace: list[torch.Tensor]
+    features: list[torch.Tensor]
+    sens_maps: torch.Tensor
+
+    def image(self) -> torch.Tensor:
+        """RSS magnitude ``(batch, ky, kx)`` float32 of the final centre frame."""
+        return rss_from_kspace(self.kspace[-1])
+
+
+class Cascade(nn.Module):
+    """One unrolled step: coil reduce, APU, residual path, coil expand, soft data consistency.
+
+    Tensors: ``kspace``, ``measured`` ``(batch, adj, coils, ky, kx)`` complex64; ``mask``
+    ``(batch, adj, 1, ky, kx)``; ``sens`` ``(batch, 1, coils, ky, kx)``; ``state`` is the
+    residual path ``F(t-1)`` (``None`` on the first cascade, or always without the residual
+    path): the summed APU image ``(batch, adj, ky, kx)`` complex in the ``literal`` form, the
+    summed features ``(batch, n_feat0, ky, kx)`` in the ``varnet`` form.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.literal = config.update == "literal"
+        self.residual = config.residual
+        self.apu = PromptUnet(2 * config.adjacent, 2 * config.adjacent, config.unet, bf16=config.bf16)
+        self.eta = nn.Parameter(torch.tensor(float(config.eta_init)))
+
+    def forward(
+        self,
+        kspace: torch.Tensor,
+        measured: torch.Tensor,
+        mask: torch.Tensor,
+        sens: torch.Tensor,
+        state: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        image = complex_to_channels(sens_reduce(kspace, sens))
+        dc = self.eta * mask * (kspace - measured)
+        if self.literal:
+            out, features = self.apu(image)
+            update = channels_to_complex(out)
+            if self.residual and state is not None:
+                update = update + state
+            # Paper line 11: the (summed) APU image is added, not subtracted.
+            return kspace - dc + sens_expand(update, sens), features, update if self.residual else None
+        out, features = self.apu(image, carry=state if self.residual else None)
+        return kspace - dc - sens_expand(channels_to_complex(out), sens), features, features if self.residual else None
+
+
+class Generator(nn.Module):
+    """GENRE-CMR generator; see :class:`genre.models.config.GeneratorConfig` for the update forms.
+
+    Never reads files: weights come through :mod:`genre.checkpoint`.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        self.sensitivity = SensitivityModel(config.sensitivity, bf16=config.bf16)
+        self.cascades = nn.ModuleList(Cascade(config) for _ in range(config.cascades))
+
+    def forward(self, kspace: torch.Tensor, mask: torch.Tensor, return_intermediate: bool = True) -> GeneratorOutput:
+        """Reconstruct the centre frame of each sample.
+
+        * ``kspace``: measured, zero-filled k-space ``(batch, adj, coils, ky, kx)`` complex64,
+          ``adj`` = ``config.adjacent`` frames with the target in the middle.
+        * ``mask``: sampling mask ``(batch, adj, ky, kx)`` float of 0/1.
+        * ``return_intermediate=False`` keeps only the final k-space and no features (inference).
+        """
+        self._check_inputs(kspace, mask)
+        centre = self.config.adjacent // 2
+        sens = self.sensitivity(kspace[:, centre], mask[:, centre])
+        sens_adj = sens.unsqueeze(1)
+        mask_adj = mask.unsqueeze(2).to(kspace.real.dtype)
+        use_checkpoint = self.config.checkpointing and self.training and torch.is_grad_enabled()
+
+        current, state = kspace, None
+        kspaces, features = [], []
+        for cascade in self.cascades:
+            if use_checkpoint:
+                current, feat, state = checkpoint(
+                    cascade, current, kspace, mask_adj, sens_adj, state, use_reentrant=False
+                )
+            else:
+                current, feat, state = cascade(current, kspace, mask_adj, sens_adj, state)
+            if return_intermediate:
+                # A copy, so that the list does not keep every cascade's adjacent frames alive.
+                kspaces.append(current[:, centre].clone())
+                features.append(feat)
+        if not return_intermediate:
+            kspaces.append(current[:, centre].clone())
+        return GeneratorOutput(kspace=kspaces, features=features, sens_maps=sens)
+
+    def _check_inputs(self, kspace: torch.Tensor, mask: torch.Tensor) -> None:
+        adj = self.config.adjacent
+        if not kspace.is_complex() or kspace.ndim != 5 or kspace.shape[1] != adj:
+            raise ValueError(
+                f"kspace must be complex (batch, {adj}, coils, ky, kx), got {kspace.dtype} {tuple(kspace.shape)}"
+            )
+        b, _, _, ny, nx = kspace.shape
+        if tuple(mask.shape) != (b, adj, ny, nx):
+            raise ValueError(f"mask must be (batch, adj, ky, kx) = {(b, adj, ny, nx)}, got {tuple(mask.shape)}")

@@ -1,0 +1,195 @@
+"""Walk a CMRxRecon input tree, reconstruct every undersampled file, write the mirrored outputs.
+
+One file failing never stops the run: its problem is logged as one line naming the file, the
+other files are still reconstructed, and the caller exits non-zero at the end. Outputs already
+present with the right shape are kept (the run is resumable) unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from tqdm import tqdm
+
+from genre.data.cmrx import Case, find_cases, kspace_layout, mask_layout
+from genre.data.contract import OutputMode, output_shape, reduce_image, selection
+from genre.data.matio import MatArray, MatFileError, atomic_path, write_img4ranking
+from genre.recon.base import Reconstructor, SeriesInfo
+from genre.series import Neighbours
+
+log = logging.getLogger("genre.predict")
+
+
+class CaseError(Exception):
+    """A case that cannot be reconstructed; ``str()`` is one line naming the file and the problem."""
+
+
+class SetupError(Exception):
+    """The run cannot start (no input, unwritable output); ``str()`` is one line."""
+
+
+@dataclass
+class RunReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def check_roots(input_root: Path, output_root: Path) -> None:
+    """Refuse a missing input, an output inside the input (read-only in the harness), an unwritable output."""
+    if not input_root.is_dir():
+        raise SetupError(f"{input_root}: input folder not found")
+    inp, out = input_root.resolve(), output_root.resolve()
+    if out == inp or inp in out.parents:
+        raise SetupError(f"{output_root}: the output folder must not lie inside the input folder {input_root}")
+    try:
+        output_root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output_root / ".write-test"):
+            pass
+        (output_root / ".write-test").unlink()
+    except OSError as exc:
+        raise SetupError(f"{output_root}: output folder is not writable ({exc.strerror or exc})") from None
+
+
+def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, int, int]]:
+    """Open the k-space lazily and read the mask; returns (kus, mask (frames, ky, kx), 5-D shape)."""
+    mask_path = case.mask_path
+    if mask_path is None:
+        looked = ", ".join(str(p) for p in case.mask_candidates)
+        raise CaseError(f"{case.kus_path}: no mask file found (looked for {looked})")
+    kus = MatArray(case.kus_path, ["kus"])
+    try:
+        shape = kspace_layout(case.stem, kus.shape)
+        with MatArray(mask_path, ["mask"]) as mask_file:
+            try:
+                mask_shape = mask_layout(mask_file.shape, shape)
+            except ValueError as exc:
+                raise CaseError(f"{mask_path}: {exc}") from None
+            mask = mask_file.float32().reshape(mask_shape)
+        if not np.isfinite(mask).all() or not np.isin(mask, (0.0, 1.0)).all():
+            raise CaseError(f"{mask_path}: mask values must be 0 or 1")
+    except ValueError as exc:
+        kus.close()
+        raise CaseError(f"{case.kus_path}: {exc}") from None
+    except BaseException:
+        kus.close()
+        raise
+    return kus, mask, shape
+
+
+def _checked(kus: MatArray, index, shape: tuple[int, ...]) -> torch.Tensor:
+    values = kus.complex64(index).reshape(shape)
+    if not np.isfinite(values).all():
+        raise CaseError(f"{kus.path}: k-space holds NaN or Inf values")
+    return torch.from_numpy(values)
+
+
+def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.ndarray:
+    """The case's output array (MATLAB order, see :mod:`genre.data.contract`).
+
+    Only the slices the output keeps are reconstructed, one at a time, so a whole file is
+    never in memory; series of one frame go in whole, since neighbouring slices stand in for
+    neighbouring frames there.
+    """
+    kus, mask, shape = load_case(case)
+    frames, slices, coils, ny, nx = shape
+    info = SeriesInfo(case.stem, frames)
+    mask_t = torch.from_numpy(np.broadcast_to(mask, (frames, ny, nx)).copy())
+    image = np.zeros((frames, slices, ny, nx), np.float32)
+    with kus:
+        if info.neighbours is Neighbours.SLICES or kus.ndim < 5:
+            volume = _checked(kus, (), shape) * mask_t[:, None, None]
+            image[:] = method.reconstruct(volume, mask_t, info).numpy()
+        else:
+            _, keep = selection(case.stem, frames, slices, mode)
+            for z in keep:
+                # h5py order (nt, nz, nc, ny, nx): one slice is a strided read of every frame.
+                chunk = _checked(kus, (slice(None), z), (frames, 1, coils, ny, nx)) * mask_t[:, None, None]
+                image[:, z : z + 1] = method.reconstruct(chunk, mask_t, info).numpy()
+    if not np.isfinite(image).all():
+        raise CaseError(f"{case.kus_path}: the reconstruction produced NaN or Inf")
+    return reduce_image(image, case.stem, mode)
+
+
+def existing_output_ok(path: Path, expected: tuple[int, ...]) -> bool:
+    """Whether ``path`` already holds an ``img4ranking`` of the expected shape (cheap: header only)."""
+    try:
+        variables = dict((name, shape) for name, shape, _ in scipy.io.whosmat(path))
+    except (ValueError, OSError, TypeError, NotImplementedError):
+        return False
+    return tuple(variables.get("img4ranking", ())) == expected
+
+
+def expected_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
+    with MatArray(case.kus_path, ["kus"]) as kus:
+        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
+    return output_shape(case.stem, (frames, slices, ny, nx), mode)
+
+
+def predict_tree(
+    input_root: Path,
+    output_root: Path,
+    method: Reconstructor,
+    mode: OutputMode = OutputMode.FULL,
+    overwrite: bool = False,
+) -> RunReport:
+    """Reconstruct every case below ``input_root`` into the mirrored path below ``output_root``."""
+    input_root, output_root = Path(input_root), Path(output_root)
+    check_roots(input_root, output_root)
+    cases = find_cases(input_root)
+    if not cases:
+        raise SetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+    report = RunReport()
+    start = time.perf_counter()
+    log.info("%d files under %s; method %s, output mode %s", len(cases), input_root, method.name, mode.value)
+    for case in tqdm(cases, desc=f"predict ({method.name})", unit="file", dynamic_ncols=True):
+        out = case.output_path(output_root)
+        tic = time.perf_counter()
+        try:
+            if not overwrite and out.exists() and existing_output_ok(out, expected_shape(case, mode)):
+                report.skipped.append(out)
+                log.info("kept %s (already complete)", case.relative)
+                continue
+            result = reconstruct_case(case, method, mode)
+            write_img4ranking(out, result)
+        except (CaseError, MatFileError) as exc:
+            report.failed.append((case.kus_path, str(exc)))
+            log.error("FAILED %s", exc)
+            continue
+        except OSError as exc:
+            report.failed.append((case.kus_path, f"{out}: cannot write ({exc.strerror or exc})"))
+            log.error("FAILED %s: cannot write (%s)", out, exc.strerror or exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
+            report.failed.append((case.kus_path, f"{case.kus_path}: {type(exc).__name__}: {exc}"))
+            log.error("FAILED %s: unexpected %s: %s", case.kus_path, type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
+            continue
+        report.done.append(out)
+        log.info("wrote %s %s in %.2fs", case.relative, tuple(result.shape), time.perf_counter() - tic)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def log_summary(report: RunReport) -> None:
+    log.info(
+        "done in %.1fs: %d written, %d kept, %d failed",
+        report.seconds,
+        len(report.done),
+        len(report.skipped),
+        len(report.failed),
+    )
+    for path, problem in report.failed:
+        log.error("failed: %s", problem)
+

@@ -1,0 +1,109 @@
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from genre.data.matio import MatArray, MatFileError, matlab_shape, write_img4ranking, write_mat73
+
+
+def test_mat73_roundtrip_lazy_and_matlab_header(tmp_path):
+    k = (np.arange(2 * 3 * 4 * 5 * 6).reshape(2, 3, 4, 5, 6) * (1 + 2j)).astype(np.complex64)
+    path = tmp_path / "k.mat"
+    write_mat73(path, {"kspace": k})
+    assert h5py.is_hdf5(path)
+    assert path.read_bytes()[:19] == b"MATLAB 7.3 MAT-file"
+    with MatArray(path, ["kspace"]) as arr:
+        assert arr.shape == k.shape and arr.name == "kspace"
+        np.testing.assert_array_equal(arr.complex64((slice(None), 1)), k[:, 1])
+        np.testing.assert_array_equal(arr.complex64(), k)
+    with h5py.File(path) as f:
+        assert f["kspace"].attrs["MATLAB_class"] == b"single"
+
+
+def test_double_precision_compound_and_real_masks(tmp_path):
+    k = (np.random.default_rng(0).standard_normal((3, 4)) * 1j + 1).astype(np.complex128)
+    write_mat73(tmp_path / "d.mat", {"kus": k, "other": np.zeros(2)})
+    with MatArray(tmp_path / "d.mat", ["kus"]) as arr:
+        out = arr.complex64()
+    assert out.dtype == np.complex64
+    np.testing.assert_allclose(out, k.astype(np.complex64))
+    write_mat73(tmp_path / "m.mat", {"mask": np.eye(3)})
+    with MatArray(tmp_path / "m.mat", ["mask"]) as arr:
+        np.testing.assert_array_equal(arr.float32(), np.eye(3, dtype=np.float32))
+
+
+def test_single_unnamed_variable_is_accepted_but_ambiguity_is_an_error(tmp_path):
+    write_mat73(tmp_path / "one.mat", {"kspace_full": np.ones((2, 2), np.complex64)})
+    with MatArray(tmp_path / "one.mat", ["kus"]) as arr:
+        assert arr.name == "kspace_full"
+    write_mat73(tmp_path / "two.mat", {"a": np.ones(2), "b": np.ones(2)})
+    with pytest.raises(MatFileError, match=r"two\.mat: no variable 'kus' \(the file holds 'a', 'b'\)"):
+        MatArray(tmp_path / "two.mat", ["kus"])
+
+
+def test_scipy_fallback_transposes_to_h5py_order(tmp_path):
+    matlab = np.arange(4 * 3 * 2).reshape(4, 3, 2).astype(np.complex64)  # (nx, ny, nc)
+    scipy.io.savemat(tmp_path / "v5.mat", {"kus": matlab})
+    with MatArray(tmp_path / "v5.mat", ["kus"]) as arr:
+        assert arr.shape == (2, 3, 4)
+        np.testing.assert_array_equal(arr.complex64(), matlab.T)
+
+
+@pytest.mark.parametrize("content,problem", [(b"", "not a readable MATLAB file"), (b"hello world" * 20, "not a readable MATLAB file")])
+def test_garbage_files_give_one_line_errors(tmp_path, content, problem):
+    path = tmp_path / "bad.mat"
+    path.write_bytes(content)
+    with pytest.raises(MatFileError) as info:
+        MatArray(path, ["kus"])
+    assert str(info.value).startswith(str(path)) and problem in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_hdf5_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "k.mat"
+    write_mat73(path, {"kus": np.ones((4, 64, 64), np.complex64)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MatFileError, match=str(path)):
+        with MatArray(path, ["kus"]) as arr:
+            arr.complex64()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MatFileError, match="file not found"):
+        MatArray(tmp_path / "nope.mat")
+
+
+def test_write_img4ranking_is_v5_float32_and_atomic(tmp_path):
+    img = np.random.default_rng(1).random((5, 4, 2)).astype(np.float64)
+    path = tmp_path / "sub" / "x_kus_Uniform8.mat"
+    write_img4ranking(path, img)
+    loaded = scipy.io.loadmat(path)["img4ranking"]
+    assert loaded.dtype == np.float32 and loaded.shape == (5, 4, 2)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left behind
+    bad = img.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(MatFileError, match="non-finite"):
+        write_img4ranking(tmp_path / "sub" / "nan.mat", bad)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "out.mat"
+    write_img4ranking(path, np.ones((3, 3)))
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scipy.io, "savemat", boom)
+    with pytest.raises(OSError):
+        write_img4ranking(path, np.zeros((3, 3)))
+    np.testing.assert_array_equal(scipy.io.loadmat(path)["img4ranking"], np.ones((3, 3), np.float32))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mat"]
+
+
+def test_matlab_shape_drops_only_trailing_singletons():
+    assert matlab_shape((5, 4, 1, 3)) == (5, 4, 1, 3)
+    assert matlab_shape((5, 4, 2, 1)) == (5, 4, 2)
+    assert matlab_shape((5, 4, 1, 1)) == (5, 4)
+    assert matlab_shape((5, 1)) == (5, 1)
