@@ -27,10 +27,15 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 PERCENTILE = 99.5
+SSIM_WINDOW = 7  # scikit-image's default window side
 
 
 class ScoreError(ValueError):
     """A volume pair that cannot be scored; ``str()`` is one line saying why."""
+
+
+class ShapeMismatch(ScoreError):
+    """Ground truth and prediction differ in shape even after squeezing."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,10 @@ class VolumeScore:
 def normalize_percentile(image: np.ndarray) -> np.ndarray:
     """``|image| / percentile(|image|, 99.5)``, or ``|image|`` when that percentile is 0."""
     magnitude = np.abs(image)
-    if not np.issubdtype(magnitude.dtype, np.floating):
-        magnitude = magnitude.astype(np.float64)
     scale = np.percentile(magnitude, PERCENTILE)
     if scale == 0:
         return magnitude
-    # The grader ran numpy 1.24, where dividing by a float64 scalar keeps float32 arrays float32;
-    # numpy 2 would promote to float64 and shift SSIM in the 6th digit.
-    return magnitude / np.asarray(scale, dtype=magnitude.dtype)
+    return magnitude / scale
 
 
 def image_scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -70,14 +71,17 @@ def image_scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 def squeezed_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays squeezed as the test grader does, checked for equal shape and finite values.
 
-    Raises :class:`ScoreError` on a shape mismatch, an unsupported rank or non-finite values.
+    Raises :class:`ShapeMismatch` for different shapes, :class:`ScoreError` for an unsupported
+    rank, images smaller than the SSIM window, or non-finite values.
     """
     gt = np.squeeze(np.asarray(gt))
     pred = np.squeeze(np.asarray(pred))
     if gt.shape != pred.shape:
-        raise ScoreError(f"shape mismatch after squeeze: ground truth {gt.shape}, prediction {pred.shape} (MATLAB order)")
+        raise ShapeMismatch(f"shape mismatch after squeeze: ground truth {gt.shape}, prediction {pred.shape} (MATLAB order)")
     if not 2 <= gt.ndim <= 4:
         raise ScoreError(f"cannot score a {gt.ndim}-D array of shape {gt.shape}: expected 2-D to 4-D (x, y[, z[, t]])")
+    if min(gt.shape[:2]) < SSIM_WINDOW:
+        raise ScoreError(f"images of {gt.shape[0]}x{gt.shape[1]} are smaller than SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window")
     for name, array in (("prediction", pred), ("ground truth", gt)):
         bad = array.size - int(np.count_nonzero(np.isfinite(array)))
         if bad:
@@ -90,10 +94,15 @@ def leaderboard_swaps(ndim: int) -> bool:
     return ndim == 4
 
 
-def _images(volume: np.ndarray) -> list[np.ndarray]:
-    """Every 2-D ``(x, y)`` image of a MATLAB-order volume."""
-    flat = volume.reshape(volume.shape[0], volume.shape[1], -1)
-    return [flat[:, :, i] for i in range(flat.shape[2])]
+def _normalised_images(gt: np.ndarray, pred: np.ndarray) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
+    """The squeezed rank and every normalised 2-D ``(x, y)`` image of both volumes."""
+    gt, pred = squeezed_pair(gt, pred)
+
+    def images(volume: np.ndarray) -> list[np.ndarray]:
+        flat = volume.reshape(volume.shape[0], volume.shape[1], -1)
+        return [normalize_percentile(flat[:, :, i]) for i in range(flat.shape[2])]
+
+    return gt.ndim, images(gt), images(pred)
 
 
 def _mean_scores(reference: list[np.ndarray], other: list[np.ndarray]) -> VolumeScore:
@@ -110,7 +119,10 @@ def score_volume(gt: np.ndarray, pred: np.ndarray, leaderboard: bool = True) -> 
     compared. ``leaderboard=True`` reproduces the grader's argument order (submission as
     reference for 4-D arrays); ``False`` gives the GT-referenced score. Raises :class:`ScoreError`.
     """
-    return score_pair(gt, pred)[0 if leaderboard else 1]
+    ndim, gt_images, pred_images = _normalised_images(gt, pred)
+    if leaderboard and leaderboard_swaps(ndim):
+        return _mean_scores(pred_images, gt_images)
+    return _mean_scores(gt_images, pred_images)
 
 
 def score_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[VolumeScore, VolumeScore]:
@@ -118,10 +130,8 @@ def score_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[VolumeScore, VolumeSco
 
     The two differ only for 4-D arrays, so only those are scored twice.
     """
-    gt, pred = squeezed_pair(gt, pred)
-    gt_images = [normalize_percentile(x) for x in _images(gt)]
-    pred_images = [normalize_percentile(x) for x in _images(pred)]
+    ndim, gt_images, pred_images = _normalised_images(gt, pred)
     symmetric = _mean_scores(gt_images, pred_images)
-    if not leaderboard_swaps(gt.ndim):
+    if not leaderboard_swaps(ndim):
         return symmetric, symmetric
     return _mean_scores(pred_images, gt_images), symmetric

@@ -88,7 +88,7 @@ class MatArray:
     def _open_scipy(self, names: Sequence[str]):
         try:
             contents = scipy.io.loadmat(self.path)
-        except (scipy.io.matlab.MatReadError, ValueError, TypeError, OSError, NotImplementedError) as exc:
+        except Exception as exc:  # noqa: BLE001 - scipy raises assorted errors (IndexError too) on garbage
             raise MatFileError(self.path, f"not a readable MATLAB file ({exc})") from None
         found = [k for k in contents if not k.startswith("__")]
         name = self._pick(found, names)

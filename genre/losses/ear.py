@@ -28,7 +28,7 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def edge_magnitude(image: torch.Tensor) -> torch.Tensor:
-    """Smoothed Sobel gradient magnitude ``M_s`` of ``(batch, ky, kx)`` or ``(batch, 1, ky, kx)`` -> ``(batch, ky, kx)``.
+    """Smoothed Sobel gradient magnitude ``M_s``: ``(batch, ky, kx)`` or ``(batch, 1, ky, kx)`` -> ``(batch, ky, kx)``.
 
     Borders are replicated rather than zero-padded so the image frame is not an edge.
     """

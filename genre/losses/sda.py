@@ -54,9 +54,6 @@ class Gaussian(NamedTuple):
     def detach(self) -> Gaussian:
         return Gaussian(self.mean.detach(), self.scale.detach())
 
-    def to(self, device: torch.device) -> Gaussian:
-        return Gaussian(self.mean.to(device), self.scale.to(device))
-
 
 def fit_gaussian(features: torch.Tensor, grid: int = 16, eps: float = 1e-3, diagonal: bool = False) -> Gaussian:
     """Per-sample Gaussian of the pooled feature vectors of ``(batch, C, h, w)``: ``mean (batch, C)``.

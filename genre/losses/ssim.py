@@ -21,7 +21,7 @@ K2 = 0.03
 
 
 def as_nchw(image: torch.Tensor) -> torch.Tensor:
-    """``(batch, ky, kx)`` or ``(batch, 1, ky, kx)`` -> ``(batch, 1, ky, kx)``, the layout of ``torch.nn.functional``."""
+    """``(batch, ky, kx)`` or ``(batch, 1, ky, kx)`` -> ``(batch, 1, ky, kx)``, the layout ``F.conv2d`` wants."""
     if image.ndim == 3:
         return image.unsqueeze(1)
     if image.ndim == 4 and image.shape[1] == 1:

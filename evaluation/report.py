@@ -1,0 +1,226 @@
+"""What an evaluation leaves behind: CSV files, fixed-width tables and PNG panels.
+
+* ``per_file.csv``: one row per expected file (:data:`PER_FILE_COLUMNS`); metric cells are
+  empty unless ``status`` is ``ok``; ``message`` says why a file is missing or failed.
+* ``summary.csv``: long format (:data:`SUMMARY_COLUMNS`), one row per breakdown key (plain
+  means over the scored files) and per leaderboard group (adjusted means), plus one
+  ``mean of groups`` row per task, the score the leaderboard would show.
+* The printed table: the same numbers for a terminal. ``inf`` (PSNR of an exact image) is
+  printed as ``inf`` and averages to ``inf``, as in the grader; ``-`` means no value.
+
+Columns ending in ``_sym`` hold the GT-referenced score; the others the grader's argument order
+(:mod:`evaluation.metrics`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from evaluation.aggregate import BREAKDOWNS, Metrics, breakdown, plain_means, sort_key, task_scores
+from evaluation.evaluate import ERROR, MISSING, OK, TreeResult
+from evaluation.metrics import image_scores, normalize_percentile
+from genre.data.matio import atomic_path
+
+PER_FILE_COLUMNS = (
+    "file", "task", "modality", "stem", "pattern", "acceleration", "centre", "vendor", "patient",
+    "status", "message", "images", "psnr", "ssim", "nmse", "psnr_sym", "ssim_sym", "nmse_sym",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    "section", "key", "files_expected", "files_scored",
+    "ssim", "psnr", "nmse", "ssim_sym", "psnr_sym", "nmse_sym",
+)  # fmt: skip
+MEAN_OF_GROUPS = "mean of groups"
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else format(value, ".8g")
+
+
+def _metric_cells(metrics: Metrics) -> list[str]:
+    return [_csv_number(metrics.ssim), _csv_number(metrics.psnr), _csv_number(metrics.nmse)]
+
+
+def per_file_rows(result: TreeResult) -> list[list[str]]:
+    rows = []
+    for f in result.files:
+        case, loc = f.case, f.case.location
+        lb, sym = f.leaderboard, f.symmetric
+        rows.append([
+            case.relative.as_posix(), loc.task, loc.modality, case.stem, case.pattern, str(case.acceleration),
+            loc.centre, loc.vendor, loc.patient, f.status, f.message, str(lb.images) if lb else "",
+            *(_csv_number(getattr(s, m) if s else None) for s in (lb, sym) for m in ("psnr", "ssim", "nmse")),
+        ])  # fmt: skip
+    return rows
+
+
+def summary_rows(result: TreeResult) -> list[list[str]]:
+    rows = []
+    for section, key in BREAKDOWNS.items():
+        for row in breakdown(result.files, key):
+            rows.append([section, row.key, str(row.expected), str(row.scored), *_metric_cells(row.leaderboard), *_metric_cells(row.symmetric)])
+    for task in task_scores(result.files):
+        section = f"leaderboard {task.task} by {task.grouped_by}"
+        for g in task.groups:
+            rows.append([section, g.key, str(g.expected), str(g.valid), *_metric_cells(g.leaderboard), *_metric_cells(g.symmetric)])
+        expected = sum(g.expected for g in task.groups)
+        valid = sum(g.valid for g in task.groups)
+        rows.append([section, MEAN_OF_GROUPS, str(expected), str(valid), *_metric_cells(task.leaderboard), *_metric_cells(task.symmetric)])
+    return rows
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_reports(out_dir: os.PathLike | str, result: TreeResult) -> tuple[Path, Path]:
+    """Write ``per_file.csv`` and ``summary.csv`` into ``out_dir`` (created); return their paths."""
+    out_dir = Path(out_dir)
+    per_file, summary = out_dir / "per_file.csv", out_dir / "summary.csv"
+    _write_csv(per_file, PER_FILE_COLUMNS, per_file_rows(result))
+    _write_csv(summary, SUMMARY_COLUMNS, summary_rows(result))
+    return per_file, summary
+
+
+def _fmt(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}f}"
+
+
+def _triple(m: Metrics) -> str:
+    return f"{_fmt(m.ssim, 4):>7} {_fmt(m.psnr, 2):>7} {_fmt(m.nmse, 4):>7}"
+
+
+_TRIPLE_HEAD = f"{'SSIM':>7} {'PSNR':>7} {'NMSE':>7}"
+
+
+def format_report(result: TreeResult) -> str:
+    """The evaluation of one prediction tree as fixed-width text (see the module docstring)."""
+    out = io.StringIO()
+    n = len(result.files)
+    out.write(
+        f"{n} files expected: {result.count(OK)} scored, {result.count(MISSING)} missing, {result.count(ERROR)} failed\n"
+        f"predictions   {result.pred_root}\nground truth  {result.gt_root} ({result.mode.value} mode where built from k-space)\n"
+        "Means over scored files; left: the grader's argument order, right (sym): ground truth as reference.\n"
+    )
+    width = max([14, *(len(k(f.case)) for f in result.files for k in BREAKDOWNS.values())])
+    for section, key in BREAKDOWNS.items():
+        out.write(f"\n{section:<{width}} {'files':>9}  {_TRIPLE_HEAD}  | sym {_TRIPLE_HEAD}\n")
+        for row in breakdown(result.files, key):
+            files = f"{row.scored}/{row.expected}"
+            out.write(f"{row.key:<{width}} {files:>9}  {_triple(row.leaderboard)}  |     {_triple(row.symmetric)}\n")
+    out.write(
+        "\nLeaderboard score: per group sum(valid)/expected for SSIM and PSNR, mean(valid)*(2 - valid/expected)\n"
+        "for NMSE, missing and failed files 0; unweighted mean over groups (patients stand in for diseases).\n"
+    )
+    out.write(f"{'task':<8} {'grouped by':<14} {'groups':>6}  {_TRIPLE_HEAD}  | sym {_TRIPLE_HEAD}\n")
+    for task in task_scores(result.files):
+        out.write(f"{task.task:<8} {task.grouped_by:<14} {len(task.groups):>6}  {_triple(task.leaderboard)}  |     {_triple(task.symmetric)}\n")
+        if task.empty_groups:
+            out.write(f"{'':<8} {task.empty_groups} group(s) without any valid file left out of the mean, as the grader does\n")
+    return out.getvalue()
+
+
+def print_report(result: TreeResult, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(format_report(result))
+
+
+def format_comparison(results: Mapping[str, TreeResult], symmetric: bool = False) -> str:
+    """Methods side by side: rows pattern x acceleration and ``all``, columns SSIM/PSNR/NMSE per method.
+
+    Plain means over each method's scored files; ``symmetric`` picks the GT-referenced score
+    instead of the grader's argument order. Files a method missed or failed are listed below.
+    """
+    names = list(results)
+    if not names:
+        raise ValueError("format_comparison needs at least one method")
+    reference = results[names[0]].files
+    cells = sorted({(f.case.pattern, f.case.acceleration) for f in reference}, key=lambda pr: (sort_key(pr[0]), pr[1]))
+    col = max(len(_TRIPLE_HEAD), *(len(n) for n in names))
+    out = io.StringIO()
+    out.write(f"score: {'ground truth as reference (sym)' if symmetric else 'leaderboard argument order'}\n")
+    out.write(f"{'':<12} {'':>3} {'files':>5} | " + " | ".join(f"{n:^{col}}" for n in names) + "\n")
+    out.write(f"{'pattern':<12} {'R':>3} {'':>5} | " + " | ".join(f"{_TRIPLE_HEAD:>{col}}" for _ in names) + "\n")
+
+    def line(label: str, acc: str, select) -> str:
+        count = sum(select(f) for f in reference)
+        means = [plain_means([f for f in results[n].files if select(f)], symmetric) for n in names]
+        return f"{label:<12} {acc:>3} {count:>5} | " + " | ".join(f"{_triple(m):>{col}}" for m in means) + "\n"
+
+    for pattern, acc in cells:
+        out.write(line(pattern, str(acc), lambda f, p=pattern, a=acc: f.case.pattern == p and f.case.acceleration == a))
+    out.write(line("all", "", lambda f: True))
+    for name in names:
+        result = results[name]
+        if not result.complete:
+            out.write(f"{name}: {result.count(MISSING)} missing and {result.count(ERROR)} failed files not in its means\n")
+    return out.getvalue()
+
+
+def print_comparison(results: Mapping[str, TreeResult], symmetric: bool = False, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(format_comparison(results, symmetric))
+
+
+def write_panel(path: os.PathLike | str, gt2d: np.ndarray, preds: Mapping[str, np.ndarray], title: str = "") -> Path:
+    """Save a PNG: ground truth and each method's image on top, their errors ``|pred - gt|`` below.
+
+    Images are 2-D magnitude arrays shown as given (rows down, columns across); a MATLAB-order
+    ``img4ranking[:, :, z, t]`` shows as MATLAB's ``imshow`` would. Images share the ground
+    truth's grey scale and error maps one common scale, so methods compare at a glance; each
+    method's title carries its GT-referenced SSIM and PSNR on that image.
+    """
+    # Imported here: only figure-writing callers should pay for matplotlib. The Agg canvas
+    # renders without touching pyplot's global backend.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    gt = np.abs(np.asarray(gt2d, dtype=np.float64))
+    if gt.ndim != 2:
+        raise ValueError(f"write_panel wants a 2-D ground truth, got shape {gt.shape}")
+    images = {name: np.abs(np.asarray(p, dtype=np.float64)) for name, p in preds.items()}
+    for name, image in images.items():
+        if image.shape != gt.shape:
+            raise ValueError(f"write_panel: {name!r} has shape {image.shape}, ground truth {gt.shape}")
+    errors = {name: np.abs(image - gt) for name, image in images.items()}
+    vmax = float(np.percentile(gt, 99.5)) or float(gt.max()) or 1.0
+    emax = max([float(np.percentile(e, 99.5)) for e in errors.values()] + [0.0]) or 1.0
+
+    columns = 1 + len(images)
+    width = 2.6  # inches per image; rows as tall as the image's aspect needs (within reason), plus titles
+    aspect = min(max(gt.shape[0] / gt.shape[1], 1 / 3), 3)
+    figure = Figure(figsize=(width * columns + 0.8, 2 * (width * aspect + 0.6)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    axes[0, 0].imshow(gt, cmap="gray", vmin=0, vmax=vmax)
+    axes[0, 0].set_title("ground truth", fontsize=9)
+    reference = normalize_percentile(gt)
+    for column, (name, image) in enumerate(images.items(), start=1):
+        psnr, ssim, _ = image_scores(reference, normalize_percentile(image))
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=vmax)
+        axes[0, column].set_title(f"{name}\nSSIM {_fmt(ssim, 4)}  PSNR {_fmt(psnr, 2)} dB", fontsize=9)
+        shown = axes[1, column].imshow(errors[name], cmap="magma", vmin=0, vmax=emax)
+        axes[1, column].set_title(f"|{name} - GT|", fontsize=9)
+    if images:
+        figure.colorbar(shown, ax=axes[1, 1:].tolist(), shrink=0.8, label="error magnitude")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    return path

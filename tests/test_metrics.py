@@ -1,0 +1,205 @@
+"""The organizers' metrics and leaderboard aggregation, checked against hand computations."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from evaluation.aggregate import adjusted_means, breakdown, leaderboard_group, nanmean, task_scores
+from evaluation.evaluate import ERROR, MISSING, OK, FileResult
+from evaluation.metrics import (
+    ScoreError,
+    ShapeMismatch,
+    VolumeScore,
+    normalize_percentile,
+    score_pair,
+    score_volume,
+)
+from genre.data.cmrx import parse_case
+
+
+def _images(seed, shape):
+    rng = np.random.default_rng(seed)
+    gt = rng.random(shape).astype(np.float32) * 5
+    pred = (gt + 0.3 * rng.standard_normal(shape)).astype(np.float32)
+    return gt, pred
+
+
+def _by_hand(a_raw, b_raw):
+    """PSNR and NMSE with ``a`` the reference, written out; SSIM from scikit-image directly."""
+    a = np.abs(a_raw) / np.percentile(np.abs(a_raw), 99.5)
+    b = np.abs(b_raw) / np.percentile(np.abs(b_raw), 99.5)
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    psnr = 10 * np.log10(a.max() ** 2 / mse)
+    nmse = np.sum((a.astype(np.float64) - b) ** 2) / np.sum(a.astype(np.float64) ** 2)
+    ssim = structural_similarity(a, b, data_range=a.max())
+    return psnr, ssim, nmse
+
+
+def test_2d_matches_hand_computation():
+    gt, pred = _images(0, (9, 11))  # odd sizes on both axes
+    psnr, ssim, nmse = _by_hand(gt, pred)
+    score = score_volume(gt, pred)
+    assert score.images == 1
+    assert score.psnr == pytest.approx(psnr, rel=1e-5)
+    assert score.ssim == pytest.approx(ssim, rel=1e-6)
+    assert score.nmse == pytest.approx(nmse, rel=1e-5)
+    assert score_volume(gt, pred, leaderboard=False) == score
+
+
+def test_normalisation_divides_by_the_995th_percentile_without_clipping():
+    x = np.arange(1, 201, dtype=np.float32).reshape(10, 20) * -1  # magnitude is taken
+    p = np.percentile(np.arange(1, 201), 99.5)  # linear interpolation between 199 and 200
+    assert p == pytest.approx(199.005)
+    out = normalize_percentile(x)
+    np.testing.assert_allclose(out, np.abs(x) / p, rtol=1e-6)
+    assert out.max() > 1  # no clipping
+
+
+def test_percentile_zero_leaves_the_image_unchanged():
+    x = np.zeros((20, 20), np.float32)
+    x[3, 4] = 7.0  # one pixel in 400: the 99.5th percentile is 0
+    np.testing.assert_array_equal(normalize_percentile(x), x)
+    pred = x.copy()
+    pred[3, 4] = 6.0
+    # unchanged images: data_range is GT's raw maximum 7 and the NMSE is in raw units
+    score = score_volume(x, pred)
+    assert score.nmse == pytest.approx(1 / 49)
+    assert score.psnr == pytest.approx(10 * np.log10(49 / (1 / 400)))
+
+
+def test_identical_images_score_ssim_1_and_psnr_inf():
+    gt, _ = _images(1, (12, 10, 2))
+    score = score_volume(gt, gt.copy())
+    assert score.ssim == pytest.approx(1.0) and math.isinf(score.psnr) and score.nmse == 0
+
+
+def test_3d_means_over_images_with_gt_as_reference():
+    gt, pred = _images(2, (10, 9, 3))
+    per_image = [_by_hand(gt[:, :, i], pred[:, :, i]) for i in range(3)]
+    score = score_volume(gt, pred)
+    assert score.images == 3
+    np.testing.assert_allclose([score.psnr, score.ssim, score.nmse], np.mean(per_image, axis=0), rtol=1e-5)
+
+
+def _scaled_pair(shape):
+    # The prediction's brightest pixels differ from the GT's, so the percentile-normalised images
+    # have different maxima and energies: which one is the reference then matters.
+    gt, pred = _images(3, shape)
+    pred = pred.copy()
+    pred[0, 0] = 40.0
+    return gt, pred
+
+
+def test_4d_leaderboard_takes_the_submission_as_reference():
+    gt, pred = _scaled_pair((10, 12, 2, 3))
+    leaderboard, symmetric = score_pair(gt, pred)
+    images = [(gt[:, :, z, t], pred[:, :, z, t]) for t in range(3) for z in range(2)]
+    swapped = np.mean([_by_hand(p, g) for g, p in images], axis=0)
+    straight = np.mean([_by_hand(g, p) for g, p in images], axis=0)
+    np.testing.assert_allclose([leaderboard.psnr, leaderboard.ssim, leaderboard.nmse], swapped, rtol=1e-5)
+    np.testing.assert_allclose([symmetric.psnr, symmetric.ssim, symmetric.nmse], straight, rtol=1e-5)
+    assert leaderboard.psnr != pytest.approx(symmetric.psnr, rel=1e-3)
+    assert leaderboard.nmse != pytest.approx(symmetric.nmse, rel=1e-3)
+    # swapping the arguments changes the 4-D leaderboard score ...
+    assert score_volume(pred, gt) == symmetric
+    assert score_volume(pred, gt) != score_volume(gt, pred)
+
+
+def test_3d_and_squeezed_4d_are_not_swapped():
+    gt, pred = _scaled_pair((10, 12, 3))
+    leaderboard, symmetric = score_pair(gt, pred)
+    assert leaderboard == symmetric
+    # ... and not the 3-D one, whose reference is the GT whichever way round
+    assert score_volume(gt, pred) == score_volume(gt, pred, leaderboard=False)
+    # an interior singleton (one slice, three frames) is 3-D after the grader's squeeze
+    lb4, sym4 = score_pair(gt[:, :, None, :], pred[:, :, None, :])
+    assert lb4 == sym4 == symmetric
+
+
+def test_shape_mismatch_after_squeeze_is_an_error_but_singletons_are_not():
+    gt, pred = _images(4, (10, 12, 3))
+    with pytest.raises(ShapeMismatch, match=r"\(10, 12, 3\).*\(10, 12, 2\)"):
+        score_volume(gt, pred[:, :, :2])
+    with pytest.raises(ShapeMismatch):
+        score_volume(gt, pred.transpose(1, 0, 2))
+    assert score_volume(gt[:, :, None, :], pred) == score_volume(gt, pred)
+
+
+def test_non_finite_prediction_and_tiny_images_are_errors():
+    gt, pred = _images(5, (10, 12))
+    pred[2, 3] = np.nan
+    pred[4, 4] = np.inf
+    with pytest.raises(ScoreError, match="prediction holds 2 non-finite"):
+        score_volume(gt, pred)
+    with pytest.raises(ScoreError, match="smaller than SSIM's 7x7 window"):
+        score_volume(gt[:6], gt[:6])
+    with pytest.raises(ScoreError, match="5-D"):
+        score_volume(np.ones((8, 8, 2, 2, 2)), np.ones((8, 8, 2, 2, 2)))
+
+
+# ---- aggregation ----------------------------------------------------------------------------
+
+ROOT = Path("/data")
+
+
+def _result(rel: str, status: str, psnr=0.0, ssim=0.0, nmse=0.0) -> FileResult:
+    case = parse_case(ROOT / rel, ROOT)
+    score = VolumeScore(psnr, ssim, nmse, 1) if status == OK else None
+    return FileResult(case, status, "" if status == OK else "why", score, score)
+
+
+def _path(task, centre, vendor, patient, name, modality="Cine"):
+    return f"{task}/MultiCoil/{modality}/ValidationSet/UnderSample_{task}/{centre}/{vendor}/{patient}/{name}"
+
+
+def test_group_adjusted_means_with_a_missing_file():
+    files = [
+        # TaskR1, group Center001/A: three expected, one missing
+        _result(_path("TaskR1", "Center001", "A", "P001", "cine_sax_kus_Uniform8.mat"), OK, 30.0, 0.9, 0.02),
+        _result(_path("TaskR1", "Center001", "A", "P001", "cine_lax_kus_Uniform8.mat"), OK, 20.0, 0.6, 0.04),
+        _result(_path("TaskR1", "Center001", "A", "P002", "cine_sax_kus_Uniform8.mat"), MISSING),
+        # TaskR1, group Center002/B: one file, scored
+        _result(_path("TaskR1", "Center002", "B", "P003", "cine_sax_kus_ktRadial16.mat"), OK, 40.0, 0.8, 0.01),
+    ]
+    a = adjusted_means(files[:3])
+    assert a.psnr == pytest.approx((30 + 20) / 3)
+    assert a.ssim == pytest.approx((0.9 + 0.6) / 3)
+    assert a.nmse == pytest.approx(0.03 * (2 - 2 / 3))
+    (task,) = task_scores(files)
+    assert task.task == "TaskR1" and task.grouped_by == "centre/vendor"
+    assert [g.key for g in task.groups] == ["Center001/A", "Center002/B"]
+    assert [(g.expected, g.valid) for g in task.groups] == [(3, 2), (1, 1)]
+    assert task.leaderboard.psnr == pytest.approx(((30 + 20) / 3 + 40) / 2)
+    assert task.leaderboard.ssim == pytest.approx(((0.9 + 0.6) / 3 + 0.8) / 2)
+    assert task.leaderboard.nmse == pytest.approx((0.03 * (4 / 3) + 0.01) / 2)
+
+
+def test_other_tasks_group_by_patient_and_drop_groups_without_valid_files():
+    files = [
+        _result(_path("TaskR2", "Center001", "A", "P001", "T1w_kus_Uniform8.mat", "T1w"), OK, 30.0, 0.9, 0.02),
+        _result(_path("TaskR2", "Center001", "A", "P001", "T2w_kus_Uniform8.mat", "T2w"), ERROR),
+        _result(_path("TaskR2", "Center001", "A", "P002", "T1w_kus_Uniform8.mat", "T1w"), MISSING),
+    ]
+    assert leaderboard_group(files[0].case) == "Center001/A/P001"
+    (task,) = task_scores(files)
+    assert task.grouped_by == "patient" and task.empty_groups == 1
+    # P002 has no valid file: left out of the mean of groups, as the grader's groupby does
+    assert task.leaderboard.ssim == pytest.approx(0.9 / 2)
+    assert task.leaderboard.nmse == pytest.approx(0.02 * 1.5)
+
+
+def test_inf_psnr_and_nan_follow_the_graders_pandas_rules():
+    files = [
+        _result(_path("TaskR1", "Center001", "A", "P001", "cine_sax_kus_Uniform8.mat"), OK, math.inf, 1.0, 0.0),
+        _result(_path("TaskR1", "Center001", "A", "P001", "cine_lax_kus_Uniform8.mat"), OK, math.nan, 0.5, 0.1),
+    ]
+    (task,) = task_scores(files)
+    assert math.isinf(task.leaderboard.psnr)  # a perfect file makes the sum inf
+    assert task.leaderboard.ssim == pytest.approx(0.75)
+    assert nanmean([math.nan, 2.0]) == 2.0 and math.isnan(nanmean([]))
+    (row,) = breakdown(files, lambda c: c.pattern)
+    assert (row.key, row.expected, row.scored) == ("Uniform", 2, 2)
+    assert math.isinf(row.leaderboard.psnr) and row.leaderboard.nmse == pytest.approx(0.05)

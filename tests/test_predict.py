@@ -1,0 +1,146 @@
+"""predict: end to end on a miniature tree, resumability, and every kind of bad input."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from genre.cli import main
+from genre.data.cmrx import find_cases, fullsample_path, kspace_layout
+from genre.data.contract import OutputMode, reduce_image
+from genre.data.matio import MatArray, write_mat73
+from genre.kspace import rss_from_kspace
+
+
+def _outputs(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def _gt(case, root, mode):
+    with MatArray(fullsample_path(case, root), ["kspace"]) as f:
+        k = f.complex64()
+    k = k.reshape(kspace_layout(case.stem, k.shape))
+    return reduce_image(rss_from_kspace(torch.from_numpy(k)).numpy(), case.stem, mode)
+
+
+@pytest.mark.parametrize("mode", ["full", "ranking"])
+@pytest.mark.parametrize("method", ["zero-filled", "sense"])
+def test_predict_writes_contract_valid_outputs(mini_tree, tmp_path, mode, method):
+    out = tmp_path / "out"
+    assert main(["predict", "--input", str(mini_tree), "--output", str(out), "--method", method, "--output-mode", mode, "--device", "cpu"]) == 0
+    cases = find_cases(mini_tree)
+    assert _outputs(out) == sorted(c.relative for c in cases)
+    for case in cases:
+        got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
+        expected = _gt(case, mini_tree, OutputMode(mode))
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        assert np.isfinite(got).all()
+        err = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+        assert err < 0.6, (case.stem, err)
+
+
+def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
+    errors = {}
+    for method in ("zero-filled", "sense"):
+        out = tmp_path / method
+        assert main(["predict", "--input", str(mini_tree), "--output", str(out), "--method", method, "--device", "cpu"]) == 0
+        case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")
+        got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
+        gt = _gt(case, mini_tree, OutputMode.FULL)
+        errors[method] = np.linalg.norm(got - gt) / np.linalg.norm(gt)
+    assert errors["sense"] < 0.7 * errors["zero-filled"], errors
+
+
+def test_existing_outputs_are_kept_unless_overwrite(mini_tree, tmp_path, caplog):
+    out = tmp_path / "out"
+    args = ["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled"]
+    assert main(args) == 0
+    first = next(out.rglob("*.mat"))
+    stamp = first.stat().st_mtime_ns
+    os.utime(first, ns=(stamp - 10**9, stamp - 10**9))
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 0
+    assert "already complete" in caplog.text
+    assert first.stat().st_mtime_ns == stamp - 10**9
+    assert main(args + ["--overwrite"]) == 0
+    assert first.stat().st_mtime_ns != stamp - 10**9
+    # an output of the other mode has the wrong shape, so it is redone rather than kept
+    assert main(args + ["--output-mode", "ranking"]) == 0
+    assert scipy.io.loadmat(first)["img4ranking"].ndim >= 2
+
+
+def _break(root, stem, how):
+    case = next(c for c in find_cases(root) if c.stem == stem)
+    if how == "truncated":
+        data = case.kus_path.read_bytes()
+        case.kus_path.write_bytes(data[: len(data) // 3])
+    elif how == "not-matlab":
+        case.kus_path.write_text("this is not a MATLAB file")
+    elif how == "missing-variable":
+        write_mat73(case.kus_path, {"a": np.zeros((2, 2)), "b": np.zeros((2, 2))})
+    elif how == "missing-mask":
+        case.mask_path.unlink()
+    elif how == "mask-shape":
+        write_mat73(case.mask_path, {"mask": np.ones((5, 7))})
+    elif how == "nan":
+        with MatArray(case.kus_path, ["kus"]) as f:
+            k = f.complex64()
+        k.flat[3] = np.nan
+        write_mat73(case.kus_path, {"kus": k})
+    return case
+
+
+@pytest.mark.parametrize("how,message", [
+    ("truncated", "kus_Uniform4.mat: "),
+    ("not-matlab", "not a readable MATLAB file"),
+    ("missing-variable", "no variable 'kus'"),
+    ("missing-mask", "no mask file found"),
+    ("mask-shape", "does not fit k-space"),
+    ("nan", "NaN or Inf"),
+])
+def test_one_bad_file_is_reported_and_the_others_still_done(mini_tree, tmp_path, caplog, how, message):
+    broken = _break(mini_tree, "cine_sax", how)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO):
+        status = main(["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled"])
+    assert status == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(message in e and broken.kus_path.name.split("_kus_")[0] in e for e in errors), errors
+    assert all("\n" not in e for e in errors) and not any("Traceback" in e for e in errors)
+    written = _outputs(out)
+    assert broken.relative not in written
+    assert len(written) == len(find_cases(mini_tree)) - 1
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+
+
+def test_empty_input_missing_input_and_output_inside_input(tmp_path, mini_tree, caplog):
+    (tmp_path / "empty").mkdir()
+    with caplog.at_level(logging.ERROR):
+        assert main(["predict", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "o"), "--method", "sense"]) == 2
+        assert main(["predict", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"), "--method", "sense"]) == 2
+        assert main(["predict", "--input", str(mini_tree), "--output", str(mini_tree / "out"), "--method", "sense"]) == 2
+    text = caplog.text
+    assert "no undersampled files" in text and "input folder not found" in text and "must not lie inside" in text
+    assert not (mini_tree / "out").exists() or not any((mini_tree / "out").rglob("*.mat"))
+
+
+def test_output_path_blocked_by_a_file(tmp_path, mini_tree, caplog):
+    # Runs as root in CI, where permission bits cannot make a folder unwritable: a file in the
+    # way is an unwritable output that even root meets.
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    with caplog.at_level(logging.ERROR):
+        assert main(["predict", "--input", str(mini_tree), "--output", str(blocker), "--method", "sense"]) == 2
+        assert main(["predict", "--input", str(mini_tree), "--output", str(blocker / "below"), "--method", "sense"]) == 2
+    assert caplog.text.count("not writable") == 2
+
+
+def test_genre_without_weights_says_so(tmp_path, mini_tree, caplog):
+    with caplog.at_level(logging.ERROR):
+        status = main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / "o"), "--method", "genre",
+                       "--checkpoint", str(tmp_path / "missing.safetensors")])
+    assert status == 2
+    assert "missing.safetensors" in caplog.text
