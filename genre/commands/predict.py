@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         device = resolve_device(args.device)
+        if args.device == "auto" and device.type == "cpu" and args.method == "genre":
+            log.warning("no CUDA device found: reconstructing on the CPU, which is much slower")
         method = make_reconstructor(args.method, device, args.checkpoint, args.max_batch)
     except MethodUnavailable as exc:
         log.error("%s", exc)
