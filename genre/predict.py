@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 import torch
 from tqdm import tqdm
 
 from genre.data.cmrx import Case, find_cases, kspace_layout, mask_layout
-from genre.data.contract import OutputMode, output_shape, reduce_image, selection
+from genre.data.contract import OutputMode, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError, atomic_path, write_img4ranking
 from genre.recon.base import Reconstructor, SeriesInfo
+from genre.submission import check_output, expected_output_shape, validate_submission
 from genre.series import Neighbours
 
 log = logging.getLogger("genre.predict")
@@ -39,11 +40,12 @@ class RunReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what the submission check found afterwards
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.problems
 
 
 def check_roots(input_root: Path, output_root: Path) -> None:
@@ -122,48 +124,47 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
     return reduce_image(image, case.stem, mode)
 
 
-def existing_output_ok(path: Path, expected: tuple[int, ...]) -> bool:
-    """Whether ``path`` already holds an ``img4ranking`` of the expected shape (cheap: header only)."""
-    try:
-        variables = dict((name, shape) for name, shape, _ in scipy.io.whosmat(path))
-    except (ValueError, OSError, TypeError, NotImplementedError):
-        return False
-    return tuple(variables.get("img4ranking", ())) == expected
-
-
-def expected_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
-    with MatArray(case.kus_path, ["kus"]) as kus:
-        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
-    return output_shape(case.stem, (frames, slices, ny, nx), mode)
-
-
 def predict_tree(
     input_root: Path,
     output_root: Path,
     method: Reconstructor,
     mode: OutputMode = OutputMode.FULL,
     overwrite: bool = False,
+    budget_seconds: float | None = None,
+    fallbacks: Sequence[Reconstructor] = (),
 ) -> RunReport:
-    """Reconstruct every case below ``input_root`` into the mirrored path below ``output_root``."""
+    """Reconstruct every case below ``input_root`` into the mirrored path below ``output_root``.
+
+    With a time budget, the run predicts after each file how long the rest would take with the
+    method in use (its mean time per file so far); when that would overrun the budget it moves
+    to the next, faster method of ``fallbacks`` for the remaining files, since a missing file
+    scores 0 and a classical reconstruction does not. At the end the output tree is checked as
+    the graders read it (:func:`genre.submission.validate_submission`).
+    """
     input_root, output_root = Path(input_root), Path(output_root)
     check_roots(input_root, output_root)
     cases = find_cases(input_root)
     if not cases:
         raise SetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+    chain = [method, *fallbacks]
+    level = 0
+    seconds_per_file: dict[int, list[float]] = {}
     report = RunReport()
     start = time.perf_counter()
     log.info("%d files under %s; method %s, output mode %s", len(cases), input_root, method.name, mode.value)
-    for case in tqdm(cases, desc=f"predict ({method.name})", unit="file", dynamic_ncols=True):
+    for index, case in enumerate(tqdm(cases, desc=f"predict ({method.name})", unit="file", dynamic_ncols=True)):
+        if budget_seconds is not None:
+            level = _affordable_level(level, seconds_per_file, len(cases) - index, budget_seconds - (time.perf_counter() - start), chain)
         out = case.output_path(output_root)
         tic = time.perf_counter()
         try:
-            if not overwrite and out.exists() and existing_output_ok(out, expected_shape(case, mode)):
+            if not overwrite and out.exists() and not check_output(out, expected_output_shape(case, mode)):
                 report.skipped.append(out)
                 log.info("kept %s (already complete)", case.relative)
                 continue
-            result = reconstruct_case(case, method, mode)
+            result = reconstruct_case(case, chain[level], mode)
             write_img4ranking(out, result)
-        except (CaseError, MatFileError) as exc:
+        except (CaseError, MatFileError, ValueError) as exc:
             report.failed.append((case.kus_path, str(exc)))
             log.error("FAILED %s", exc)
             continue
@@ -176,10 +177,31 @@ def predict_tree(
             log.error("FAILED %s: unexpected %s: %s", case.kus_path, type(exc).__name__, exc)
             log.debug("traceback", exc_info=True)
             continue
+        took = time.perf_counter() - tic
+        seconds_per_file.setdefault(level, []).append(took)
         report.done.append(out)
-        log.info("wrote %s %s in %.2fs", case.relative, tuple(result.shape), time.perf_counter() - tic)
+        remaining = (len(cases) - index - 1) * float(np.mean(seconds_per_file[level]))
+        log.info("wrote %s %s with %s in %.2fs; about %s left", case.relative, tuple(result.shape), chain[level].name, took, _duration(remaining))
     report.seconds = time.perf_counter() - start
+    validation = validate_submission(output_root, input_root, mode)
+    report.problems = validation.problems
     return report
+
+
+def _affordable_level(level: int, seconds_per_file: dict[int, list[float]], files_left: int, seconds_left: float, chain) -> int:
+    """The first method from ``level`` on whose measured pace finishes the files left in time."""
+    while level < len(chain) - 1 and level in seconds_per_file:
+        if files_left * float(np.mean(seconds_per_file[level])) <= seconds_left:
+            break
+        level += 1
+        log.warning("time budget: %s would not finish the %d files left in %s; using %s from here on",
+                    chain[level - 1].name, files_left, _duration(max(seconds_left, 0)), chain[level].name)
+    return level
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def log_summary(report: RunReport) -> None:
@@ -192,4 +214,10 @@ def log_summary(report: RunReport) -> None:
     )
     for path, problem in report.failed:
         log.error("failed: %s", problem)
+    if report.problems:
+        log.error("the output tree would not pass the graders' checks (%d problems):", len(report.problems))
+        for problem in report.problems:
+            log.error("  %s", problem)
+    else:
+        log.info("the output tree passes the submission check")
 

