@@ -65,11 +65,11 @@ class Cascade(nn.Module):
         if self.literal:
             out, features = self.apu(image)
             update = channels_to_complex(out)
-            if self.residual and state is not None:
+            if state is not None:
                 update = update + state
             # Paper line 11: the (summed) APU image is added, not subtracted.
             return kspace - dc + sens_expand(update, sens), features, update if self.residual else None
-        out, features = self.apu(image, carry=state if self.residual else None)
+        out, features = self.apu(image, carry=state)
         return kspace - dc - sens_expand(channels_to_complex(out), sens), features, features if self.residual else None
 
 

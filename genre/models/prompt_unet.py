@@ -11,6 +11,8 @@ output mapped back.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,7 +88,7 @@ class PromptBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = torch.softmax(self.weights(x.mean(dim=(-2, -1))), dim=-1)
-        prompt = torch.einsum("bl,lchw->bchw", weights, self.components.to(weights.dtype))
+        prompt = torch.einsum("bl,lchw->bchw", weights, self.components)
         prompt = F.interpolate(prompt, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.conv(prompt)
 
@@ -153,6 +155,12 @@ class PromptUnet(nn.Module):
         )
         self.conv_last = _conv(c.n_feat0, out_chans, 5)
 
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        # Switched explicitly on or off, so that a caller's autocast cannot override the config.
+        if device.type not in ("cpu", "cuda"):
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16 and device.type == "cuda")
+
     def forward(self, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -165,8 +173,7 @@ class PromptUnet(nn.Module):
         top, left = pad_h // 2, pad_w // 2
         x = F.pad(x, (left, pad_w - left, top, pad_h - top))
 
-        autocast = self.bf16 and x.device.type == "cuda"
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with self._autocast(x.device):
             y = self.feat_extract(x)
             skips = []
             for down, skip in zip(self.encoder, self.skips):

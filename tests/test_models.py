@@ -1,0 +1,210 @@
+"""The generator's parts: config, prompt U-Net, sensitivity estimation, cascades and data consistency."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from genre.kspace import acs_block, rss
+from genre.models.config import GeneratorConfig, preset
+from genre.models.generator import Generator
+from genre.models.prompt_unet import PromptUnet, channels_to_complex, complex_to_channels
+from genre.models.sensitivity import SensitivityModel
+
+KY, KX = 37, 51  # odd on both axes, not a multiple of 2**depth
+COILS, BATCH = 3, 2
+
+
+def _mask(frames: int, ky: int = KY, kx: int = KX) -> torch.Tensor:
+    """k-t pattern ``(frames, ky, kx)``: every third line shifted per frame, plus 8 central lines."""
+    mask = torch.zeros(frames, ky, kx)
+    for f in range(frames):
+        mask[f, f % 3 :: 3] = 1
+    mask[:, ky // 2 - 4 : ky // 2 + 4] = 1
+    return mask
+
+
+def _problem(config: GeneratorConfig, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    adj = config.adjacent
+    mask = _mask(adj).expand(BATCH, adj, KY, KX).clone()
+    kspace = torch.randn(BATCH, adj, COILS, KY, KX, dtype=torch.complex64, generator=g)
+    return kspace * mask.unsqueeze(2), mask
+
+
+def _generator(seed: int = 0, **changes) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(replace(preset("tiny"), **changes)).eval()
+
+
+@pytest.mark.parametrize("name", ["paper", "small", "tiny"])
+def test_config_json_round_trip(name):
+    config = preset(name)
+    assert GeneratorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_config_rejects_unknown_keys_and_presets():
+    data = preset("tiny").to_dict()
+    data["unet"]["widht"] = 3
+    with pytest.raises(ValueError, match="widht"):
+        GeneratorConfig.from_dict(data)
+    with pytest.raises(ValueError, match="paper"):
+        preset("huge")
+    with pytest.raises(ValueError, match="update"):
+        GeneratorConfig(update="other")
+
+
+def test_channel_layout_round_trip():
+    x = torch.randn(2, 5, 7, 9, dtype=torch.complex64)
+    channels = complex_to_channels(x)
+    assert channels.shape == (2, 10, 7, 9)
+    assert torch.equal(channels[:, 2], x[:, 1].real) and torch.equal(channels[:, 3], x[:, 1].imag)
+    assert torch.equal(channels_to_complex(channels), x)
+
+
+@pytest.mark.parametrize("size", [(KY, KX), (16, 16), (1, 3)])
+def test_prompt_unet_any_size(size):
+    config = preset("tiny").unet
+    net = PromptUnet(4, 6, config)
+    out, features = net(torch.randn(2, 4, *size))
+    assert out.shape == (2, 6, *size)
+    assert features.shape == (2, config.n_feat0, *size)
+    assert torch.isfinite(out).all()
+
+
+def test_sensitivity_maps_have_unit_rss_and_see_only_the_acs_block():
+    torch.manual_seed(0)
+    model = SensitivityModel(preset("tiny").sensitivity).eval()
+    mask = _mask(2)[:1].expand(BATCH, KY, KX)
+    kspace = torch.randn(BATCH, COILS, KY, KX, dtype=torch.complex64) * mask.unsqueeze(1)
+    with torch.no_grad():
+        maps = model(kspace, mask)
+        assert maps.shape == (BATCH, COILS, KY, KX) and maps.dtype == torch.complex64
+        norm = rss(maps)
+        assert torch.allclose(norm[norm > 0], torch.ones(()), atol=1e-5)
+
+        # Samples outside the (at most num_acs lines) calibration block do not matter.
+        block = acs_block(mask[0])
+        outside = torch.ones(KY, KX, dtype=torch.bool)
+        outside[block] = False
+        changed = kspace + torch.randn_like(kspace) * outside * mask.unsqueeze(1)
+        assert torch.allclose(model(changed, mask), maps, atol=1e-6)
+
+
+@pytest.mark.parametrize("update", ["literal", "varnet"])
+@pytest.mark.parametrize("residual", [True, False])
+def test_generator_shapes_on_odd_sizes(update, residual):
+    model = _generator(update=update, residual=residual)
+    kspace, mask = _problem(model.config)
+    with torch.no_grad():
+        out = model(kspace, mask)
+    n_feat0 = model.config.unet.n_feat0
+    assert len(out.kspace) == len(out.features) == model.config.cascades
+    for k, feat in zip(out.kspace, out.features):
+        assert k.shape == (BATCH, COILS, KY, KX) and k.dtype == torch.complex64
+        assert feat.shape == (BATCH, n_feat0, KY, KX) and feat.dtype == torch.float32
+    assert out.sens_maps.shape == (BATCH, COILS, KY, KX)
+    image = out.image()
+    assert image.shape == (BATCH, KY, KX) and image.dtype == torch.float32
+    assert torch.isfinite(image).all()
+
+    with torch.no_grad():
+        final = model(kspace, mask, return_intermediate=False)
+    assert len(final.kspace) == 1 and final.features == []
+    assert torch.allclose(final.kspace[0], out.kspace[-1])
+
+
+@pytest.mark.parametrize("update", ["literal", "varnet"])
+@pytest.mark.parametrize("residual", [True, False])
+def test_data_consistency_keeps_measured_samples(update, residual):
+    model = _generator(update=update, residual=residual)
+    kspace, mask = _problem(model.config)
+    # The network term of the last cascade is forced to zero, the earlier ones fill unmeasured
+    # k-space. In the literal form with the residual path that term is the carried sum of all
+    # APU outputs, so there every APU is silenced.
+    silenced = model.cascades if update == "literal" and residual else model.cascades[-1:]
+    for cascade in silenced:
+        cascade.apu.register_forward_hook(lambda module, args, out: (torch.zeros_like(out[0]), out[1]))
+    with torch.no_grad():
+        final = model(kspace, mask).kspace[-1]
+    centre = model.config.adjacent // 2
+    measured = mask[:, centre].unsqueeze(1).expand_as(final).bool()
+    assert model.cascades[-1].eta.item() == 1.0
+    assert torch.allclose(final[measured], kspace[:, centre][measured], atol=1e-5)
+    if len(silenced) < len(model.cascades):
+        assert final[~measured].abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("update", ["literal", "varnet"])
+def test_residual_switch_changes_the_computation(update):
+    with_residual = _generator(update=update, residual=True)
+    without = _generator(update=update, residual=False)
+    without.load_state_dict(with_residual.state_dict())  # the switch adds no weights
+    kspace, mask = _problem(with_residual.config)
+    with torch.no_grad():
+        a, b = with_residual(kspace, mask), without(kspace, mask)
+    # The first cascade has no past to carry; the second differs.
+    assert torch.allclose(a.kspace[0], b.kspace[0])
+    assert not torch.allclose(a.kspace[1], b.kspace[1], atol=1e-4)
+
+
+def test_generator_is_scale_equivariant():
+    model = _generator()
+    kspace, mask = _problem(model.config)
+    with torch.no_grad():
+        image = model(kspace, mask).image()
+        scaled = model(kspace * 1000.0, mask).image()
+    assert torch.allclose(scaled, image * 1000.0, rtol=1e-3, atol=1e-3)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    plain = _generator().train()
+    checkpointed = _generator(checkpointing=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    kspace, mask = _problem(plain.config)
+    grads = []
+    for model in (plain, checkpointed):
+        model.zero_grad()
+        model(kspace, mask).image().sum().backward()
+        grads.append(model.cascades[0].apu.feat_extract.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_generator_rejects_wrong_layout():
+    model = _generator()
+    kspace, mask = _problem(model.config)
+    with pytest.raises(ValueError, match="kspace must be complex"):
+        model(kspace[:, :3], mask[:, :3])
+    with pytest.raises(ValueError, match="mask must be"):
+        model(kspace, mask[:, :, :-1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_autocast_on_cuda_stays_close_to_fp32():
+    fp32 = _generator(bf16=False).cuda()
+    bf16 = _generator(bf16=True).cuda()
+    kspace, mask = _problem(fp32.config)
+    kspace, mask = kspace.cuda(), mask.cuda()
+    with torch.no_grad():
+        reference = fp32(kspace, mask).image()
+        out = bf16(kspace, mask)
+    assert out.kspace[-1].dtype == torch.complex64
+    image = out.image()
+    assert torch.isfinite(image).all()
+    assert (image - reference).norm() / reference.norm() < 0.05
+
+
+
+def test_model_info_command(capsys):
+    from genre.cli import main
+
+    args = ["model-info", "--preset", "tiny", "--height", "37", "--width", "51", "--coils", "3", "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    params = sum(p.numel() for p in Generator(preset("tiny")).parameters())
+    assert f"parameters   {params:,}" in out
+    assert "MFLOP per slice-frame" in out
