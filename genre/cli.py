@@ -25,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:  # TRANSITIONAL: remove once every command module exists
-            module = importlib.import_module(f"genre.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"genre.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"genre.commands.{name}")
         module.register(sub, HelpFormatter)
     return parser
 
