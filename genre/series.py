@@ -62,3 +62,23 @@ def modality_of(stem: str) -> str:
     if stem not in table:
         raise ValueError(f"unknown CMRxRecon file stem {stem!r}")
     return table[stem]
+
+
+def adjacent_indices(n: int, center: int, length: int, mode: Neighbours) -> list[int]:
+    """Indices of the ``length`` inputs centred on ``center`` along an axis of ``n`` frames (or slices).
+
+    ``WRAP`` wraps periodically (a cardiac cycle); ``REFLECT`` and ``SLICES`` mirror at the
+    ends without repeating the edge (numpy's ``reflect``), repeatedly when ``n`` is smaller than
+    ``length``: ``n=2, center=0, length=5`` gives ``[0, 1, 0, 1, 0]``; ``n=1`` gives all zeros.
+    """
+    if length < 1 or length % 2 == 0:
+        raise ValueError(f"length must be odd and >= 1, got {length}")
+    if not 0 <= center < n:
+        raise ValueError(f"center {center} outside an axis of {n}")
+    positions = range(center - length // 2, center + length // 2 + 1)
+    if mode is Neighbours.WRAP:
+        return [i % n for i in positions]
+    if n == 1:
+        return [0] * length
+    period = 2 * (n - 1)
+    return [i % period if i % period < n else period - i % period for i in positions]

@@ -12,7 +12,7 @@ from genre.kspace import rss_from_kspace
 from genre.models.generator import Generator
 from genre.recon import MethodUnavailable
 from genre.recon.base import SeriesInfo
-from genre.series import Neighbours
+from genre.series import Neighbours, adjacent_indices
 
 logger = logging.getLogger(__name__)
 
@@ -22,26 +22,6 @@ SCALE_PERCENTILE = 99.5
 DEFAULT_MAX_BATCH = 8
 #: Where the weights shipped with the package live (``*.safetensors`` with their ``.json`` sidecars).
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def adjacent_indices(n: int, center: int, length: int, mode: Neighbours) -> list[int]:
-    """Indices of the ``length`` inputs centred on ``center`` along an axis of ``n`` frames (or slices).
-
-    ``WRAP`` wraps periodically (a cardiac cycle); ``REFLECT`` and ``SLICES`` mirror at the
-    ends without repeating the edge (numpy's ``reflect``), repeatedly when ``n`` is smaller than
-    ``length``: ``n=2, center=0, length=5`` gives ``[0, 1, 0, 1, 0]``; ``n=1`` gives all zeros.
-    """
-    if length < 1 or length % 2 == 0:
-        raise ValueError(f"length must be odd and >= 1, got {length}")
-    if not 0 <= center < n:
-        raise ValueError(f"center {center} outside an axis of {n}")
-    positions = range(center - length // 2, center + length // 2 + 1)
-    if mode is Neighbours.WRAP:
-        return [i % n for i in positions]
-    if n == 1:
-        return [0] * length
-    period = 2 * (n - 1)
-    return [i % period if i % period < n else period - i % period for i in positions]
 
 
 def input_scale(kspace: torch.Tensor) -> torch.Tensor:

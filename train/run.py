@@ -1,0 +1,137 @@
+"""Set up and run a training: data split, datasets, process group, resumption, then :meth:`Trainer.fit`.
+
+This is what ``genre train`` calls; it is the same under ``torchrun`` (every process runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from genre.data.cmrx import find_training_cases
+from genre.data.dataset import TrainingDataset, curriculum_accelerations, scan_files, split_cases
+from genre.recon import resolve_device
+from train import checkpointing
+from train.config import TrainConfig
+from train.distributed import DistContext, broadcast_object, cleanup, init_distributed
+from train.trainer import Trainer
+
+log = logging.getLogger("genre.train")
+
+#: Settings that change how a run is carried out, not what it computes: a resumed run takes them
+#: from the command line; every other setting comes from the run's checkpoint.
+RUNTIME_FIELDS = ("num_workers", "ckpt_every", "keep_checkpoints")
+
+
+class TrainingSetupError(Exception):
+    """The run cannot start (no training data, an existing run in the way); ``str()`` is one line."""
+
+
+def build_datasets(config: TrainConfig, data: Path, ctx: DistContext) -> tuple[TrainingDataset, dict[str, TrainingDataset]]:
+    """Training dataset and validation datasets (``seen``: held-out patients, ``unseen``: held-out domains).
+
+    Rank 0 scans the file headers and shares the result, so every process sees the same files.
+    """
+    files = None
+    if ctx.is_main:
+        files = _scan(config, Path(data))
+    files = broadcast_object(ctx, files)
+    if isinstance(files, str):
+        raise TrainingSetupError(files)
+    train_files, val_files, unseen_files = files
+    sizes = sorted({f.shape[2:] for f in train_files})
+    if config.batch_size > 1 and len(sizes) > 1:
+        raise TrainingSetupError(
+            f"batch size {config.batch_size} needs one matrix size (coils, ky, kx), the training files have "
+            f"{len(sizes)}: {', '.join(map(str, sizes[:4]))}{' ...' if len(sizes) > 4 else ''}; use batch size 1"
+        )
+    adjacent = config.generator_config().adjacent
+    first = curriculum_accelerations(config.curriculum, 0, config.epochs)
+    final = curriculum_accelerations(config.curriculum, config.epochs - 1, config.epochs)
+    train_set = TrainingDataset(train_files, adjacent, config.domain_key, first, config.seed, config.acs)
+    # Validation always groups by centre/vendor and draws from every acceleration of the last
+    # stage, with the same masks every epoch, so that epochs compare.
+    val_sets = {
+        group: TrainingDataset(group_files, adjacent, "centre/vendor", final, config.seed, config.acs)
+        for group, group_files in (("seen", val_files), ("unseen", unseen_files))
+        if group_files
+    }
+    return train_set, val_sets
+
+
+def _scan(config: TrainConfig, data: Path):
+    """The usable files per split, or a one-line problem (a string, so that it can be broadcast)."""
+    if not data.is_dir():
+        return f"{data}: training data folder not found"
+    cases = find_training_cases(data)
+    if not cases:
+        return f"{data}: no training files (MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Pxxx>/<stem>.mat)"
+    try:
+        train, val, unseen = split_cases(cases, config.val_patients, config.holdout_domains)
+    except ValueError as exc:
+        return f"{data}: {exc}"
+    train_files, val_files, unseen_files = scan_files(train), scan_files(val), scan_files(unseen)
+    if not train_files:
+        return f"{data}: no readable training files left for training"
+    log.info("%d training files, %d validation files (held-out patients), %d files of held-out domains",
+             len(train_files), len(val_files), len(unseen_files))
+    return train_files, val_files, unseen_files
+
+
+def run_training(
+    config: TrainConfig, data: Path, out: Path, resume: bool = False, device: str = "auto"
+) -> dict[str, Any]:
+    """Train (or resume) a run in ``out``; returns the summary of :meth:`Trainer.fit`.
+
+    With ``resume`` the config saved in ``out``'s latest checkpoint replaces ``config`` except
+    for :data:`RUNTIME_FIELDS`; without a checkpoint, the run starts afresh (with a warning).
+    Without ``resume`` an ``out`` that already holds checkpoints is refused. Raises
+    :class:`TrainingSetupError`.
+    """
+    out = Path(out)
+    ctx = init_distributed(resolve_device(device))
+    if not ctx.is_main:
+        log.setLevel(logging.WARNING)  # one copy of the progress messages, from rank 0
+    try:
+        latest = checkpointing.latest_checkpoint(out)
+        state = None
+        if latest is not None and not resume:
+            raise TrainingSetupError(f"{out}: holds a run ({latest.name}); pass --resume to continue it or choose another --out")
+        if resume and latest is None:
+            log.warning("%s: no checkpoint to resume from; starting a new run", out)
+        if resume and latest is not None:
+            try:
+                state = checkpointing.load_state(latest)
+                saved = TrainConfig.from_dict(state["config"])
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                raise TrainingSetupError(f"{latest}: not a usable training checkpoint ({exc})") from None
+            given, kept = config.to_dict(), saved.to_dict()
+            ignored = [f"{k}={given[k]!r} (the run has {kept[k]!r})" for k in kept
+                       if given[k] != kept[k] and k not in RUNTIME_FIELDS]
+            if ignored:
+                log.warning("resuming with the run's saved settings; ignored: %s", ", ".join(ignored))
+            config = replace(saved, **{k: getattr(config, k) for k in RUNTIME_FIELDS})
+            log.info("resuming %s: step %d, %d epochs done", latest, state["step"], state["epoch"])
+        train_set, val_sets = build_datasets(config, data, ctx)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(
+                {"train": config.to_dict(), "generator": config.generator_config().to_dict(), "data": str(data),
+                 "world_size": ctx.world_size}, indent=2) + "\n")
+        summary = {"data": str(data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
+                   "world_size": ctx.world_size}
+        trainer = Trainer(config, out, train_set, val_sets, ctx, summary)
+        if state is not None:
+            try:
+                trainer.load_state_dict(state)
+            except ValueError as exc:
+                raise TrainingSetupError(f"{latest}: {exc}") from None
+        log.info("training %s preset on %s (%d process%s): %d samples in %d %s domains, %d steps per epoch",
+                 config.preset, ctx.device, ctx.world_size, "es" if ctx.distributed else "", len(train_set),
+                 trainer.sampler.num_domains, config.domain_key, trainer.steps_per_epoch())
+        return trainer.fit()
+    finally:
+        cleanup(ctx)

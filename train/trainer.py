@@ -1,0 +1,391 @@
+"""The GENRE-CMR training loop (METHOD.md, "Training"; Algorithm 1 lines 12-31).
+
+One iteration, per batch of samples (:mod:`genre.data.dataset`):
+
+1. undersample the fully sampled adjacent k-space with the mask, divide everything by the input
+   scale of :func:`genre.recon.genre.input_scale` (what inference does);
+2. run the generator (activation checkpointing per cascade, bf16 CNNs on CUDA);
+3. update the patch discriminator on the detached final output (or once per cascade), real pair
+   ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)``;
+4. update the generator with the CoV-weighted per-cascade losses plus the adversarial term on
+   the final output (:class:`train.objective.Objective`); AdamW, gradient norm clipped.
+
+StepLR steps once per epoch; the curriculum sets the accelerations of each epoch. After every
+epoch: validation on held-out patients with the organizers' metrics, ``last.safetensors`` /
+``best.safetensors`` (by validation SSIM; by the epoch's mean training loss without validation
+data), a training-state checkpoint, and the plots. Training-state checkpoints also every
+``ckpt_every`` steps. Under DDP only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import clip_grad_norm_
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import StepLR
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from evaluation.metrics import image_scores, normalize_percentile
+from genre.checkpoint import save_checkpoint
+from genre.data.dataset import DomainInterleavedSampler, TrainingDataset, curriculum_accelerations
+from genre.kspace import rss_from_kspace
+from genre.losses import discriminator_loss, generator_loss
+from genre.models.discriminator import PatchDiscriminator
+from genre.models.generator import Generator
+from genre.recon.genre import input_scale
+from train import checkpointing, plots
+from train.config import TrainConfig
+from train.distributed import DistContext, all_reduce_mean, all_reduce_sum, gather_objects
+from train.objective import Objective, rss_image
+from train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
+
+log = logging.getLogger("genre.train")
+
+# In the order of evaluation.metrics.image_scores.
+_VAL_METRICS = ("psnr", "ssim", "nmse", "zf_psnr", "zf_ssim", "zf_nmse")
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _evenly_spaced(n: int, limit: int | None) -> list[int]:
+    if limit is None or n <= limit:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [0]
+
+
+class Trainer:
+    """Owns the models, optimisers, schedulers, objective, sampler and logs of one run.
+
+    ``train_set`` feeds the training; ``val_sets`` maps a group name (``seen``, ``unseen``) to a
+    validation dataset (possibly empty). ``out`` receives everything the run writes.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: Path,
+        train_set: TrainingDataset,
+        val_sets: dict[str, TrainingDataset],
+        ctx: DistContext,
+        summary: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.out = Path(out)
+        self.train_set = train_set
+        self.val_sets = val_sets
+        self.ctx = ctx
+        self.device = ctx.device
+        self.summary = dict(summary or {})
+        torch.manual_seed(config.seed)
+
+        generator = Generator(config.generator_config()).to(self.device)
+        self.generator: torch.nn.Module = DistributedDataParallel(generator) if ctx.distributed else generator
+        self.opt_g = AdamW(generator.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.sched_g = StepLR(self.opt_g, config.lr_step, config.lr_gamma)
+        self.discriminator: torch.nn.Module | None = None
+        if config.gan:
+            disc = PatchDiscriminator(config.discriminator_config()).to(self.device)
+            self.discriminator = DistributedDataParallel(disc) if ctx.distributed else disc
+            self.opt_d = AdamW(disc.parameters(), lr=config.disc_lr, weight_decay=config.weight_decay)
+            self.sched_d = StepLR(self.opt_d, config.lr_step, config.lr_gamma)
+
+        self.sampler = DomainInterleavedSampler(
+            train_set.domains, seed=config.seed, num_replicas=ctx.world_size, rank=ctx.rank
+        )
+        sda = config.sda and self.sampler.num_domains > 1
+        if config.sda and not sda:
+            log.warning("SDA loss off: the training data has a single %s domain", config.domain_key)
+        self.objective = Objective(config, ctx, sda=sda)
+
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.best: float | None = None
+        self.epoch_losses: list[float] = []
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "plots").mkdir(exist_ok=True)
+            self.step_log = CsvLog(self.out / "log.csv", STEP_FIELDS)
+            self.val_log = CsvLog(self.out / "val.csv", VAL_FIELDS)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def gen_module(self) -> Generator:
+        return _unwrap(self.generator)
+
+    def steps_per_epoch(self) -> int:
+        full = (self.sampler.rounds_per_rank * self.sampler.num_domains) // self.config.batch_size
+        return min(full, self.config.steps_per_epoch or full)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole training state (collective under DDP: every process must call it)."""
+        local = {"rng": checkpointing.capture_rng()}
+        if self.objective.bank is not None:
+            local["sda"] = checkpointing.to_cpu(self.objective.bank.state_dict())
+        state = {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "best": self.best,
+            "epoch_losses": list(self.epoch_losses),
+            "generator": self.gen_module.state_dict(),
+            "optimizers": {"generator": self.opt_g.state_dict()},
+            "schedulers": {"generator": self.sched_g.state_dict()},
+            "objective": self.objective.state_dict(),
+            "ranks": gather_objects(self.ctx, local),
+        }
+        if self.discriminator is not None:
+            state["discriminator"] = _unwrap(self.discriminator).state_dict()
+            state["optimizers"]["discriminator"] = self.opt_d.state_dict()
+            state["schedulers"]["discriminator"] = self.sched_d.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["ranks"]) != self.ctx.world_size:
+            raise ValueError(f"the checkpoint was written by {len(state['ranks'])} processes, this run has {self.ctx.world_size}")
+        self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
+        self.best = state["best"]
+        self.epoch_losses = list(state["epoch_losses"])
+        self.gen_module.load_state_dict(state["generator"])
+        self.opt_g.load_state_dict(state["optimizers"]["generator"])
+        self.sched_g.load_state_dict(state["schedulers"]["generator"])
+        if self.discriminator is not None:
+            _unwrap(self.discriminator).load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["optimizers"]["discriminator"])
+            self.sched_d.load_state_dict(state["schedulers"]["discriminator"])
+        self.objective.load_state_dict(state["objective"])
+        local = state["ranks"][self.ctx.rank]
+        if self.objective.bank is not None:
+            self.objective.bank.load_state_dict(checkpointing.to_device(local["sda"], self.device))
+        checkpointing.restore_rng(local["rng"])
+        if self.ctx.is_main:
+            # Rows written after this checkpoint by the interrupted run are redone now.
+            self.step_log.truncate("step", self.step)
+            self.val_log.truncate("epoch", self.epoch)  # 1-based there: the completed epochs
+
+    def save_training_state(self) -> None:
+        state = self.state_dict()
+        if self.ctx.is_main:
+            checkpointing.save_state(checkpointing.checkpoint_path(self.out, self.step), state)
+            checkpointing.prune(self.out, self.config.keep_checkpoints)
+
+    # ------------------------------------------------------------------ one step
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.bf16)
+
+    def _discriminate(self, disc: torch.nn.Module, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
+        """Patch logits of ``(image, zero-filled)`` pairs ``(batch, ky, kx)`` each, in float32."""
+        with self._autocast():
+            return disc(torch.stack([image, zero_filled], dim=1)).float()
+
+    def _discriminator_step(self, fakes: list[torch.Tensor], target: torch.Tensor, zero_filled: torch.Tensor) -> float:
+        """One update per (detached) fake image; real and fake pairs go through the network as one batch."""
+        losses = []
+        for fake in fakes:
+            images = torch.cat([target, fake.detach()])
+            logits = self._discriminate(self.discriminator, images, torch.cat([zero_filled, zero_filled]))
+            real_logits, fake_logits = logits.chunk(2)
+            loss = discriminator_loss(real_logits, fake_logits)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_grad_norm_(self.discriminator.parameters(), self.config.grad_clip)
+            self.opt_d.step()
+            losses.append(loss.detach())
+        return float(all_reduce_mean(self.ctx, torch.stack(losses).mean()))
+
+    def _adversarial(self, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
+        """Generator's adversarial loss on its final image; the discriminator is frozen and run outside DDP."""
+        disc = _unwrap(self.discriminator)
+        disc.requires_grad_(False)
+        try:
+            return generator_loss(self._discriminate(disc, image, zero_filled))
+        finally:
+            disc.requires_grad_(True)
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One iteration on ``batch`` (collated dataset items); returns the row logged for it."""
+        tic = time.perf_counter()
+        centre = self.gen_module.config.adjacent // 2
+        full = batch["kspace"].to(self.device, non_blocking=True)
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        measured = full * mask.unsqueeze(2)
+        scale = input_scale(measured[:, centre])
+        measured = measured / scale.view(-1, 1, 1, 1, 1)
+        target_k = full[:, centre] / scale.view(-1, 1, 1, 1)
+        target = batch["target"].to(self.device) / scale.view(-1, 1, 1)
+        zero_filled = rss_from_kspace(measured[:, centre])
+        domains = list(batch["domain"])
+
+        self.generator.train()
+        out = self.generator(measured, mask)
+        values, complete = self.objective.losses(out, target_k, target, domains)
+        total, weights, averaged = self.objective.weigh(values, complete)
+        row: dict[str, Any] = dict(averaged)
+        if self.discriminator is not None:
+            final = rss_image(out.kspace[-1])
+            fakes = [rss_image(k) for k in out.kspace] if self.config.disc_per_cascade else [final]
+            row["disc"] = self._discriminator_step(fakes, target, zero_filled)
+            adversarial = self._adversarial(final, zero_filled)
+            total = total + self.config.adv_weight * adversarial
+            row["adv"] = float(all_reduce_mean(self.ctx, adversarial.detach()))
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+        self.opt_g.step()
+
+        row.update(
+            step=self.step + 1,
+            epoch=self.epoch + 1,  # 1-based, as in val.csv and the progress bar
+            lr=self.opt_g.param_groups[0]["lr"],
+            loss=float(all_reduce_mean(self.ctx, total.detach())),
+            grad_norm=float(grad_norm),
+            seconds=time.perf_counter() - tic,
+            domain=domains[0],
+            pattern=batch["pattern"][0],
+            acceleration=int(batch["acceleration"][0]),
+        )
+        row.update({f"w_{name}": float(w) for name, w in zip(self.objective.names, weights)})
+        return row
+
+    # ------------------------------------------------------------------ epochs
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+        )
+
+    def train_epoch(self) -> None:
+        accelerations = curriculum_accelerations(self.config.curriculum, self.epoch, self.config.epochs)
+        self.train_set.set_epoch(self.epoch, accelerations)
+        self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.config.batch_size)
+        total = self.steps_per_epoch()
+        running: dict[str, list[float]] = defaultdict(list)
+        bar = tqdm(total=total, initial=self.step_in_epoch, disable=not self.ctx.is_main, dynamic_ncols=True,
+                   desc=f"epoch {self.epoch + 1}/{self.config.epochs} R={','.join(map(str, accelerations))}")
+        with bar:
+            for batch in itertools.islice(self._loader(), max(0, total - self.step_in_epoch)):
+                row = self.train_step(batch)
+                self.step += 1
+                self.step_in_epoch += 1
+                self.epoch_losses.append(row["loss"])
+                if self.ctx.is_main:
+                    self.step_log.append(row)
+                for name in ("loss", "fid", "ear", "sda", "adv", "disc"):
+                    if name in row:
+                        running[name].append(row[name])
+                postfix = {name: f"{np.mean(v):.3g}" for name, v in running.items()}
+                postfix["alpha"] = "/".join(f"{row[f'w_{n}']:.2f}" for n in self.objective.names)
+                bar.set_postfix(postfix, refresh=False)
+                bar.update()
+                if self.step % self.config.ckpt_every == 0 and self.step_in_epoch < total:
+                    self.save_training_state()
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, dict[str, float]]:
+        """Mean metrics per validation group, the organizers' per-image SSIM / PSNR / NMSE on the RSS images.
+
+        The samples (at most ``val_max_samples`` per group, evenly spaced) are sharded over the
+        processes and the sums reduced. Rank 0 also draws the panel of the first sample.
+        """
+        model = self.gen_module.eval()
+        centre = model.config.adjacent // 2
+        results = {}
+        panel_done = False
+        for group, dataset in self.val_sets.items():
+            indices = _evenly_spaced(len(dataset), self.config.val_max_samples)
+            sums = torch.zeros(len(_VAL_METRICS) + 1, dtype=torch.float64)
+            for position in range(self.ctx.rank, len(indices), self.ctx.world_size):
+                item = dataset[indices[position]]
+                full = item["kspace"].unsqueeze(0).to(self.device)
+                mask = item["mask"].unsqueeze(0).to(self.device)
+                measured = full * mask.unsqueeze(2)
+                scale = input_scale(measured[:, centre])
+                recon = model(measured / scale.view(-1, 1, 1, 1, 1), mask, return_intermediate=False).image()
+                recon = (recon * scale.view(-1, 1, 1))[0].float().cpu().numpy()
+                zero_filled = rss_from_kspace(measured[0, centre]).cpu().numpy()
+                gt = item["target"].numpy()
+                reference = normalize_percentile(gt)
+                scores = image_scores(reference, normalize_percentile(recon))
+                zf_scores = image_scores(reference, normalize_percentile(zero_filled))
+                sums += torch.tensor([*scores, *zf_scores, 1.0], dtype=torch.float64)
+                if self.ctx.is_main and not panel_done:
+                    title = (f"epoch {self.epoch + 1}: {item['stem']} frame {item['frame']} slice {item['slice']}, "
+                             f"{item['pattern']}{item['acceleration']}, SSIM {scores[1]:.4f} (zero-filled {zf_scores[1]:.4f})")
+                    plots.plot_panel(gt, zero_filled, recon, title, self.out / "plots" / f"val_epoch{self.epoch + 1:03d}.png")
+                    panel_done = True
+            sums = all_reduce_sum(self.ctx, sums.to(self.device)).cpu()
+            count = int(sums[-1])
+            if count:
+                results[group] = {"samples": count, **{m: float(v) / count for m, v in zip(_VAL_METRICS, sums)}}
+        return results
+
+    def _score(self, metrics: dict[str, dict[str, float]]) -> float:
+        """Higher is better: validation SSIM of the seen domains, else minus the epoch's mean training loss."""
+        if "seen" in metrics:
+            return metrics["seen"]["ssim"]
+        return -float(np.mean(self.epoch_losses)) if self.epoch_losses else -math.inf
+
+    def _write_weights(self, name: str, metrics: dict[str, dict[str, float]]) -> None:
+        summary = {**self.summary, "epoch": self.epoch, "step": self.step, "validation": metrics,
+                   "train_config": self.config.to_dict()}
+        save_checkpoint(self.out / name, self.gen_module, summary)
+
+    def _plot(self) -> None:
+        rows = self.step_log.rows()
+        if rows:
+            plots.plot_losses(rows, self.out / "plots" / "losses.png")
+            plots.plot_cov_weights(rows, self.out / "plots" / "cov_weights.png")
+
+    def fit(self) -> dict[str, Any]:
+        """Train from the current state to the last epoch; returns the final summary."""
+        metrics: dict[str, dict[str, float]] = {}
+        while self.epoch < self.config.epochs:
+            self.train_epoch()
+            metrics = self.validate()
+            score = self._score(metrics)
+            self.sched_g.step()
+            if self.discriminator is not None:
+                self.sched_d.step()
+            improved = self.best is None or score > self.best
+            if improved:
+                self.best = score
+            if self.ctx.is_main:
+                for group, values in metrics.items():
+                    self.val_log.append({"epoch": self.epoch + 1, "step": self.step, "group": group, **values})
+                    log.info("epoch %d %s: SSIM %.4f PSNR %.2f NMSE %.4f (zero-filled SSIM %.4f) on %d samples",
+                             self.epoch + 1, group, values["ssim"], values["psnr"], values["nmse"],
+                             values["zf_ssim"], values["samples"])
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.epoch_losses = []
+            if self.ctx.is_main:
+                self._write_weights("last.safetensors", metrics)
+                if improved:
+                    self._write_weights("best.safetensors", metrics)
+                self._plot()
+            self.save_training_state()
+        return {"epoch": self.epoch, "step": self.step, "validation": metrics, "best": self.best}
