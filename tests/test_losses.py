@@ -274,7 +274,9 @@ def test_fit_gaussian_matches_numpy_and_ignores_image_size() -> None:
         vectors = features[b].flatten(1).T.numpy()
         np.testing.assert_allclose(fitted.mean[b].numpy(), vectors.mean(axis=0), rtol=1e-12)
         cov = (fitted.scale[b] @ fitted.scale[b].T).numpy()
-        np.testing.assert_allclose(cov, np.cov(vectors.T) + 1e-3 * np.eye(5), rtol=1e-10, atol=1e-12)
+        sample = np.cov(vectors.T)
+        ridge = 1e-3 * (np.trace(sample) / 5 + 1e-6)  # shrinkage relative to the mean variance
+        np.testing.assert_allclose(cov, sample + ridge * np.eye(5), rtol=1e-10, atol=1e-12)
     upsampled = F.interpolate(features, scale_factor=2, mode="nearest")  # the same map at twice the size
     torch.testing.assert_close(fit_gaussian(upsampled, grid=16, eps=1e-3).scale, fitted.scale)
     diagonal = fit_gaussian(features, grid=16, eps=1e-3, diagonal=True)
@@ -315,7 +317,7 @@ def test_sda_loss_averages_pairs_with_other_domains_and_sums_cascades() -> None:
     for cascade in range(2):
         p = fit_gaussian(current[cascade], config.grid, config.eps)
         pairs = [fit_gaussian(f[cascade], config.grid, config.eps) for domain, f in stored if domain != "a"]
-        expected += sum(float(symmetric_kl(p, q)) for q in pairs) / len(pairs)
+        expected += sum(float(symmetric_kl(p, q)) for q in pairs) / len(pairs) / 4  # per dimension, d = 4
     assert float(bank.loss(current, "a")) == pytest.approx(expected, rel=1e-5)
 
 
@@ -335,7 +337,7 @@ def test_sda_loss_batch_with_several_domains() -> None:
         float(symmetric_kl(pick(second, 0), pick(fit_gaussian(_features(1)[1], 4, config.eps), 0)))
         + float(symmetric_kl(pick(second, 1), pick(fit_gaussian(_features(0)[1], 4, config.eps), 0)))
     ) / 2
-    assert float(bank.loss(batch, ["a", "b"])) == pytest.approx(first + second_value, rel=1e-5)
+    assert float(bank.loss(batch, ["a", "b"])) == pytest.approx((first + second_value) / 4, rel=1e-5)  # d = 4
     with pytest.raises(ValueError):
         bank.loss(batch, ["a"])
 
@@ -459,3 +461,13 @@ def test_cov_weighting_zero_loss_does_not_make_nan() -> None:
         total, weights = weighting([torch.tensor(v) for v in losses])
         assert torch.isfinite(total) and torch.isfinite(weights).all()
         assert float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_sda_loss_does_not_depend_on_the_feature_scale() -> None:
+    # With an absolute ridge the KL grew with the feature scale and swamped the other losses.
+    values = []
+    for scale in (1.0, 30.0, 1e3):  # far above the floor that keeps constant maps defined
+        bank = SDABank(SDAConfig(grid=4))
+        bank.loss([f * scale for f in _features(0)], "a")
+        values.append(float(bank.loss([f * scale for f in _features(1, shift=0.3)], "b")))
+    assert values[1] == pytest.approx(values[0], rel=1e-3) and values[2] == pytest.approx(values[0], rel=1e-3)

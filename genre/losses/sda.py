@@ -5,9 +5,15 @@ decoder level is average-pooled to a fixed ``grid x grid`` (the cost does not de
 image size) and a Gaussian ``N(mu, Sigma)`` is fitted to its ``grid^2`` positions, one
 ``d = C`` dimensional vector each. **Decision** (METHOD.md): the paper's "one feature vector
 per sample" cannot define a covariance; the per-position reading is the Gaussian hypothesis of
-its reference [28]. The covariance is shrunk, ``Sigma + eps * I``, so it is positive definite
-even when channels are dead or ``d`` exceeds the number of positions; ``eps`` also bounds the
-KL when a channel is constant in one sample and not in the other.
+its reference [28]. The covariance is shrunk towards a scaled identity,
+``Sigma + eps * (tr(Sigma) / d + floor) * I``, so it is positive definite even when channels
+are dead or ``d`` exceeds the number of positions. **Decision**: the shrinkage is relative to
+the mean variance, not absolute, and the loss is the symmetric KL per feature dimension
+(divided by ``d``). With an absolute ``eps`` the KL depended on the feature scale and reached
+~1e3 on the first training steps (one near-constant channel suffices); the CoV weighting then
+gave SDA two thirds of the weight and fidelity rose while SDA fell (``runs`` of 2026-11-25,
+docs/benchmarks.md). Relative shrinkage makes the loss invariant to the feature scale and
+bounds the condition number of every covariance.
 
 The symmetric KL is Jeffreys' divergence ``KL(p || q) + KL(q || p)`` (the sum, not the mean).
 The loss of a sample (Eq. 5-6) is the mean of the symmetric KL over the pairs it forms with the
@@ -26,12 +32,15 @@ import torch
 import torch.nn.functional as F
 
 
+_FLOOR = 1e-6  # added to the mean variance before shrinking, for maps that are constant
+
+
 @dataclass(frozen=True)
 class SDAConfig:
     """SDA loss settings. ``window`` is the paper's SDAWindow; ``grid`` the pooled feature grid side."""
 
     grid: int = 16
-    eps: float = 1e-3
+    eps: float = 0.1  # shrinkage, relative to the mean feature variance
     window: int = 4
     diagonal: bool = False
 
@@ -59,7 +68,7 @@ def fit_gaussian(features: torch.Tensor, grid: int = 16, eps: float = 1e-3, diag
     """Per-sample Gaussian of the pooled feature vectors of ``(batch, C, h, w)``: ``mean (batch, C)``.
 
     The covariance is the unbiased sample covariance over the ``grid^2`` positions plus
-    ``eps * I``. Computed in float32 or wider with autocast off: Cholesky has no half-precision
+    ``eps * (mean variance + floor) * I``; the floor keeps an all-constant map well defined. Computed in float32 or wider with autocast off: Cholesky has no half-precision
     kernels and the covariance needs the precision.
     """
     if features.ndim != 4:
@@ -72,10 +81,12 @@ def fit_gaussian(features: torch.Tensor, grid: int = 16, eps: float = 1e-3, diag
         centred = vectors - mean.unsqueeze(1)
         n = vectors.shape[1]
         if diagonal:
-            variance = centred.square().sum(dim=1) / (n - 1) + eps
-            return Gaussian(mean, variance.sqrt())
+            variance = centred.square().sum(dim=1) / (n - 1)
+            ridge = eps * (variance.mean(dim=-1, keepdim=True) + _FLOOR)
+            return Gaussian(mean, (variance + ridge).sqrt())
         cov = centred.transpose(1, 2) @ centred / (n - 1)
-        cov = cov + eps * torch.eye(cov.shape[-1], dtype=dtype, device=cov.device)
+        ridge = eps * (torch.diagonal(cov, dim1=-2, dim2=-1).mean(dim=-1) + _FLOOR)
+        cov = cov + ridge[:, None, None] * torch.eye(cov.shape[-1], dtype=dtype, device=cov.device)
         return Gaussian(mean, torch.linalg.cholesky(cov))
 
 
@@ -135,7 +146,8 @@ class SDABank:
         ``features``: one ``(batch, C, h, w)`` map per cascade; ``domains``: one key per sample
         (a single key applies to the whole batch). Returns a scalar: per cascade, the mean
         symmetric KL over all (current sample, stored sample of another domain) pairs; summed
-        over cascades. Zero (without a graph) while no stored sample of another domain exists.
+        over cascades; the KL is per feature dimension. Zero (without a graph) while no stored
+        sample of another domain exists.
         """
         if not features:
             raise ValueError("features must hold one map per cascade")
@@ -161,7 +173,7 @@ class SDABank:
                 torch.stack([s.mean for _, s in pairs]).to(p.mean.device),
                 torch.stack([s.scale for _, s in pairs]).to(p.mean.device),
             )
-            total = total + symmetric_kl(p, q).mean()
+            total = total + symmetric_kl(p, q).mean() / p.mean.shape[-1]
         for cascade, gaussian in enumerate(current):
             bank = self._bank(cascade)
             for b, key in enumerate(keys):
