@@ -19,7 +19,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +28,7 @@ import numpy as np
 from evaluation.aggregate import BREAKDOWNS, Metrics, breakdown, plain_means, sort_key, task_scores
 from evaluation.evaluate import ERROR, MISSING, OK, TreeResult
 from evaluation.metrics import image_scores, normalize_percentile
+from genre.data.cmrx import Case
 from genre.data.matio import atomic_path
 
 PER_FILE_COLUMNS = (
@@ -139,31 +140,42 @@ def print_report(result: TreeResult, stream: TextIO | None = None) -> None:
     (stream or sys.stdout).write(format_report(result))
 
 
-def format_comparison(results: Mapping[str, TreeResult], symmetric: bool = False) -> str:
-    """Methods side by side: rows pattern x acceleration and ``all``, columns SSIM/PSNR/NMSE per method.
+def format_comparison(
+    results: Mapping[str, TreeResult], symmetric: bool = False, split: Callable[[Case], str] | None = None
+) -> str:
+    """Methods side by side: rows pattern x acceleration, each acceleration, and ``all``; columns SSIM/PSNR/NMSE per method.
 
     Plain means over each method's scored files; ``symmetric`` picks the GT-referenced score
-    instead of the grader's argument order. Files a method missed or failed are listed below.
+    instead of the grader's argument order. ``split`` (e.g. seen / unseen domain) repeats the
+    rows for each of its values. Files a method missed or failed are listed below.
     """
     names = list(results)
     if not names:
         raise ValueError("format_comparison needs at least one method")
     reference = results[names[0]].files
-    cells = sorted({(f.case.pattern, f.case.acceleration) for f in reference}, key=lambda pr: (sort_key(pr[0]), pr[1]))
+    part = split or (lambda case: "")
     col = max(len(_TRIPLE_HEAD), *(len(n) for n in names))
+    width = max([len(part(f.case)) for f in reference] + [0])
+    lead = f"{'':<{width}} " if width else ""
     out = io.StringIO()
     out.write(f"score: {'ground truth as reference (sym)' if symmetric else 'leaderboard argument order'}\n")
-    out.write(f"{'':<12} {'':>3} {'files':>5} | " + " | ".join(f"{n:^{col}}" for n in names) + "\n")
-    out.write(f"{'pattern':<12} {'R':>3} {'':>5} | " + " | ".join(f"{_TRIPLE_HEAD:>{col}}" for _ in names) + "\n")
+    out.write(f"{lead}{'':<12} {'':>3} {'files':>5} | " + " | ".join(f"{n:^{col}}" for n in names) + "\n")
+    out.write(f"{lead}{'pattern':<12} {'R':>3} {'':>5} | " + " | ".join(f"{_TRIPLE_HEAD:>{col}}" for _ in names) + "\n")
 
-    def line(label: str, acc: str, select) -> str:
+    def line(group: str, label: str, acc: str, select) -> str:
         count = sum(select(f) for f in reference)
         means = [plain_means([f for f in results[n].files if select(f)], symmetric) for n in names]
-        return f"{label:<12} {acc:>3} {count:>5} | " + " | ".join(f"{_triple(m):>{col}}" for m in means) + "\n"
+        head = f"{group:<{width}} " if width else ""
+        return f"{head}{label:<12} {acc:>3} {count:>5} | " + " | ".join(f"{_triple(m):>{col}}" for m in means) + "\n"
 
-    for pattern, acc in cells:
-        out.write(line(pattern, str(acc), lambda f, p=pattern, a=acc: f.case.pattern == p and f.case.acceleration == a))
-    out.write(line("all", "", lambda f: True))
+    for group in sorted({part(f.case) for f in reference}, key=sort_key):
+        mine = [f for f in reference if part(f.case) == group]
+        cells = sorted({(f.case.pattern, f.case.acceleration) for f in mine}, key=lambda pr: (sort_key(pr[0]), pr[1]))
+        for pattern, acc in cells:
+            out.write(line(group, pattern, str(acc), lambda f, g=group, p=pattern, a=acc: part(f.case) == g and f.case.pattern == p and f.case.acceleration == a))
+        for acc in sorted({f.case.acceleration for f in mine}):
+            out.write(line(group, "any", str(acc), lambda f, g=group, a=acc: part(f.case) == g and f.case.acceleration == a))
+        out.write(line(group, "all", "", lambda f, g=group: part(f.case) == g))
     for name in names:
         result = results[name]
         if not result.complete:
@@ -171,8 +183,10 @@ def format_comparison(results: Mapping[str, TreeResult], symmetric: bool = False
     return out.getvalue()
 
 
-def print_comparison(results: Mapping[str, TreeResult], symmetric: bool = False, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(format_comparison(results, symmetric))
+def print_comparison(
+    results: Mapping[str, TreeResult], symmetric: bool = False, stream: TextIO | None = None, split: Callable[[Case], str] | None = None
+) -> None:
+    (stream or sys.stdout).write(format_comparison(results, symmetric, split))
 
 
 def write_panel(path: os.PathLike | str, gt2d: np.ndarray, preds: Mapping[str, np.ndarray], title: str = "") -> Path:

@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Imported lazily so that `genre synth --help` does not pay for building models.
-COMMANDS = ("synth", "predict", "evaluate", "demo", "validate_submission", "model_info", "train")
+COMMANDS = ("synth", "predict", "evaluate", "compare", "demo", "validate_submission", "model_info", "train")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

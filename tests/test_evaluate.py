@@ -216,3 +216,24 @@ def test_write_panel(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="shape"):
         write_panel(tmp_path / "bad.png", gt, {"wrong": gt.T})
+
+
+def test_compare_splits_seen_and_unseen(tmp_path, capsys):
+    from genre.cli import main
+
+    root = tmp_path / "gt"
+    write_case(root, "cine_sax", "Cine", 3, 2, True, vendor="Siemens_30T_Vida", seed=1)
+    write_case(root, "cine_sax", "Cine", 3, 2, True, centre="Center006", vendor="UIH_50T_umr_jupiter", seed=2)
+    preds = []
+    for method in ("zero-filled", "sense"):
+        preds.append(tmp_path / method)
+        assert main(["predict", "--input", str(root), "--output", str(preds[-1]), "--method", method]) == 0
+    capsys.readouterr()
+    args = ["compare", "--gt", str(root), "--pred", *map(str, preds), "--out", str(tmp_path / "cmp")]
+    assert main(args + ["--unseen", "Center006/UIH_50T_umr_jupiter"]) == 0
+    table = capsys.readouterr().out
+    assert "zero-filled" in table and "sense" in table
+    rows = [line.split() for line in table.splitlines()]
+    assert ["seen", "all", "1"] in [r[:3] for r in rows] and ["unseen", "all", "1"] == rows[-1][:3]
+    assert (tmp_path / "cmp" / "sense" / "per_file.csv").is_file()
+    assert main(args + ["--unseen", "Center009/Nobody"]) == 2
