@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from genre.commands.synth import parse_size
 from genre.data.contract import OutputMode
 from genre.recon import METHODS, MethodUnavailable, make_reconstructor, resolve_device
 
@@ -29,14 +30,6 @@ writes:
 """
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        ny, nx = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 120x128, got {text!r}") from None
-    return ny, nx
-
-
 def register(subparsers, formatter_class) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -47,7 +40,7 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--out", type=Path, default=Path("build/demo"), help="folder for the tree, outputs, reports and panel")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods to compare; genre is skipped with a note when no weights are available")
-    parser.add_argument("--size", type=_size, default=(120, 128),
+    parser.add_argument("--size", type=parse_size, default=(120, 128),
                         help="base matrix NYxNX (phase encodes x readout) of the synthetic tree; domains add offsets")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic tree")
     parser.add_argument("--output-mode", choices=[m.value for m in OutputMode], default=OutputMode.FULL.value,

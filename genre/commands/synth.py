@@ -32,7 +32,7 @@ about 75 MB. The same --seed always writes identical arrays.
 """
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         ny, nx = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -69,7 +69,7 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--cases", type=int, default=d.cases, help="patients (P001, P002, ...) per domain")
     parser.add_argument("--domains", type=int, default=d.domains,
                         help=f"number of centre/vendor domains, the first N of: {', '.join(x.name for x in DOMAINS)}")
-    parser.add_argument("--size", type=_size, default="x".join(map(str, d.size)), metavar="NYxNX",
+    parser.add_argument("--size", type=parse_size, default="x".join(map(str, d.size)), metavar="NYxNX",
                         help="base matrix, phase encodes x readout (domains add offsets)")
     parser.add_argument("--coils", type=int, default=d.coils, help="base coil count (domains add offsets)")
     parser.add_argument("--frames", type=int, default=d.frames, help="cardiac frames of cine, flow2d and perfusion series")
