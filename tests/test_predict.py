@@ -190,3 +190,12 @@ def test_run_ends_with_the_submission_check(mini_tree, tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(args) == 1
     assert "notes.txt" in caplog.text
+
+
+def test_default_method_uses_the_shipped_weights(mini_tree, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", "--input", str(mini_tree), "--output", str(out), "--device", "cpu"]) == 0
+    for case in find_cases(mini_tree):
+        got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
+        assert got.dtype == np.float32 and got.shape == _gt(case, mini_tree, OutputMode.FULL).shape
+        assert np.isfinite(got).all() and got.max() > 0
