@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from genre.kspace import rss_from_kspace, sens_expand, sens_reduce
+from genre.kspace import rss_from_kspace
 from genre.models.config import GeneratorConfig
 from genre.models.prompt_unet import PromptUnet, channels_to_complex, complex_to_channels
 from genre.models.sensitivity import SensitivityModel
@@ -35,14 +35,46 @@ class GeneratorOutput:
         return rss_from_kspace(self.kspace[-1])
 
 
+_SPATIAL = (-2, -1)
+
+
+def to_fft_order(x: torch.Tensor) -> torch.Tensor:
+    """Centred ``(..., ky, kx)`` -> FFT order (the zero frequency, or the image centre, at index 0)."""
+    return torch.fft.ifftshift(x, dim=_SPATIAL)
+
+
+def to_centred(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_fft_order`."""
+    return torch.fft.fftshift(x, dim=_SPATIAL)
+
+
+def reduce_fft_order(kspace: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+    """:func:`genre.kspace.sens_reduce` for k-space and maps ``(..., coils, ky, kx)`` in FFT order; the image comes out centred.
+
+    ``sens_reduce(k, s) = sum_c conj(s_c) * fftshift(ifft2(ifftshift(k_c)))``; a shift is a
+    permutation of pixels, so it commutes with the product and the coil sum: with ``k`` and
+    ``s`` stored in FFT order the only shift left is one on the coil-combined image, a tenth
+    of the data for ten coils.
+    """
+    coil_images = torch.fft.ifft2(kspace, dim=_SPATIAL, norm="ortho")
+    return to_centred((sens.conj() * coil_images).sum(dim=-3))
+
+
+def expand_fft_order(image: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
+    """:func:`genre.kspace.sens_expand` of a centred image ``(..., ky, kx)`` with maps in FFT order; k-space comes out in FFT order."""
+    return torch.fft.fft2(sens * to_fft_order(image).unsqueeze(-3), dim=_SPATIAL, norm="ortho")
+
+
 class Cascade(nn.Module):
     """One unrolled step: coil reduce, APU, residual path, coil expand, soft data consistency.
 
     Tensors: ``kspace``, ``measured`` ``(batch, adj, coils, ky, kx)`` complex64; ``mask``
-    ``(batch, adj, 1, ky, kx)``; ``sens`` ``(batch, 1, coils, ky, kx)``; ``state`` is the
+    ``(batch, adj, 1, ky, kx)``; ``sens`` ``(batch, 1, coils, ky, kx)``: all four in FFT order
+    (:func:`to_fft_order`), so that the coil-sized transforms need no shifts (in the centred
+    form a cascade's four coil-sized shifts cost half as much as its two FFTs). ``state`` is the
     residual path ``F(t-1)`` (``None`` on the first cascade, or always without the residual
-    path): the summed APU image ``(batch, adj, ky, kx)`` complex in the ``literal`` form, the
-    summed features ``(batch, n_feat0, ky, kx)`` in the ``varnet`` form.
+    path): the summed, centred APU image ``(batch, adj, ky, kx)`` complex in the ``literal``
+    form, the summed features ``(batch, n_feat0, ky, kx)`` in the ``varnet`` form.
     """
 
     def __init__(self, config: GeneratorConfig):
@@ -60,7 +92,7 @@ class Cascade(nn.Module):
         sens: torch.Tensor,
         state: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        image = complex_to_channels(sens_reduce(kspace, sens))
+        image = complex_to_channels(reduce_fft_order(kspace, sens))
         dc = self.eta * mask * (kspace - measured)
         if self.literal:
             out, features = self.apu(image)
@@ -68,9 +100,9 @@ class Cascade(nn.Module):
             if state is not None:
                 update = update + state
             # Paper line 11: the (summed) APU image is added, not subtracted.
-            return kspace - dc + sens_expand(update, sens), features, update if self.residual else None
+            return kspace - dc + expand_fft_order(update, sens), features, update if self.residual else None
         out, features = self.apu(image, carry=state)
-        return kspace - dc - sens_expand(channels_to_complex(out), sens), features, features if self.residual else None
+        return kspace - dc - expand_fft_order(channels_to_complex(out), sens), features, features if self.residual else None
 
 
 class Generator(nn.Module):
@@ -96,25 +128,27 @@ class Generator(nn.Module):
         self._check_inputs(kspace, mask)
         centre = self.config.adjacent // 2
         sens = self.sensitivity(kspace[:, centre], mask[:, centre])
-        sens_adj = sens.unsqueeze(1)
-        mask_adj = mask.unsqueeze(2).to(kspace.real.dtype)
+        # The cascades work in FFT order (see Cascade); only their outputs are shifted back.
+        sens_adj = to_fft_order(sens).unsqueeze(1)
+        mask_adj = to_fft_order(mask).unsqueeze(2).to(kspace.real.dtype)
+        measured = to_fft_order(kspace)
         use_checkpoint = self.config.checkpointing and self.training and torch.is_grad_enabled()
 
-        current, state = kspace, None
+        current, state = measured, None
         kspaces, features = [], []
         for cascade in self.cascades:
             if use_checkpoint:
                 current, feat, state = checkpoint(
-                    cascade, current, kspace, mask_adj, sens_adj, state, use_reentrant=False
+                    cascade, current, measured, mask_adj, sens_adj, state, use_reentrant=False
                 )
             else:
-                current, feat, state = cascade(current, kspace, mask_adj, sens_adj, state)
+                current, feat, state = cascade(current, measured, mask_adj, sens_adj, state)
             if return_intermediate:
-                # A copy, so that the list does not keep every cascade's adjacent frames alive.
-                kspaces.append(current[:, centre].clone())
+                # The shift copies, so the list does not keep every cascade's adjacent frames alive.
+                kspaces.append(to_centred(current[:, centre]))
                 features.append(feat)
         if not return_intermediate:
-            kspaces.append(current[:, centre].clone())
+            kspaces.append(to_centred(current[:, centre]))
         return GeneratorOutput(kspace=kspaces, features=features, sens_maps=sens)
 
     def _check_inputs(self, kspace: torch.Tensor, mask: torch.Tensor) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -28,14 +30,24 @@ class SensitivityModel(nn.Module):
     def forward(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, coils, ny, nx = kspace.shape
         # acs_block walks the mask element by element: one copy to the host, not a sync per step.
-        host_mask = mask.detach().to("cpu")
+        host_mask = mask.detach().to("cpu", torch.bool).numpy()
         calibration = torch.stack(
-            [
-                acs_kspace(kspace[b], limit_block(acs_block(host_mask[b]), (ny, nx), self.num_acs))
-                for b in range(batch)
-            ]
+            [acs_kspace(kspace[b], _calibration_block(host_mask[b].tobytes(), (ny, nx), self.num_acs)) for b in range(batch)]
         )
         images = ifft2c(calibration).reshape(batch * coils, 1, ny, nx)
         refined, _ = self.unet(complex_to_channels(images))
         maps = channels_to_complex(refined).reshape(batch, coils, ny, nx)
         return normalize_sens(maps)
+
+
+@functools.lru_cache(maxsize=64)
+def _calibration_block(mask: bytes, shape: tuple[int, int], num_acs: int | None) -> tuple[slice, slice]:
+    """The calibration block of a ``(ky, kx)`` bool mask given as its bytes, memoised.
+
+    :func:`acs_block` takes several milliseconds per mask (a Python loop over the block's
+    edges), a large part of the ~20 ms a target frame may take on a GPU, and the GPU waits for
+    it. A file holds one mask per frame, shared by all its slices, so nearly every call is a
+    cache hit.
+    """
+    sampled = torch.frombuffer(bytearray(mask), dtype=torch.bool).reshape(shape)
+    return limit_block(acs_block(sampled), shape, num_acs)

@@ -42,18 +42,30 @@ class GenreReconstructor:
     """The trained generator applied to every (target frame, slice) of a series.
 
     Target frames are batched (``max_batch`` at a time; halved and retried on a CUDA
-    out-of-memory error). Only one batch of adjacent inputs is on the device at a time. The
-    model runs in fp32 on CPU; on CUDA its CNNs use bf16 autocast when its config says so,
-    with the FFTs and data consistency in complex64.
+    out-of-memory error). Only one batch of adjacent inputs is on the device at a time, and each
+    of its distinct frames crosses to the device once (a batch of 8 cine targets needs the 12
+    frames of its slice, not 40 copies). On CUDA the next batch is gathered and sent while the
+    previous one computes, and the model's CNNs use bf16 autocast when its config says so (the
+    default), with the FFTs and data consistency in complex64. ``channels_last`` stores the
+    convolution weights, and thereby every activation, channels-last: the layout of cuDNN's
+    fastest bf16 kernels, and on the CPU faster as well (docs/benchmarks.md); the arithmetic is
+    that of the plain layout up to float rounding.
     """
 
     name = "genre"
 
-    def __init__(self, model: Generator, device: str | torch.device = "cpu", max_batch: int = DEFAULT_MAX_BATCH):
+    def __init__(
+        self,
+        model: Generator,
+        device: str | torch.device = "cpu",
+        max_batch: int = DEFAULT_MAX_BATCH,
+        channels_last: bool = True,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=memory_format).eval()
         self.max_batch = max_batch
 
     def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
@@ -66,47 +78,85 @@ class GenreReconstructor:
             raise ValueError(f"neighbouring slices stand in for frames only in single-frame series, got {frames} frames")
         targets = [(f, s) for s in range(slices) for f in range(frames)]
         out = torch.empty(frames, slices, ny, nx, dtype=torch.float32)
+        device_mask = self._to_device(mask.to(torch.float32))
+        pending = None  # (targets, images, copied) of the batch launched last
         batch, start = self.max_batch, 0
         while start < len(targets):
             chunk = targets[start : start + batch]
             try:
-                images = self._reconstruct_batch(kspace, mask, chunk, mode)
+                launched = self._launch(kspace, device_mask, chunk, mode)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
-                images = None
-            if images is None:
+                launched = None
+            if launched is None:
                 # Outside the except clause, so the failed batch's tensors are already freed.
                 batch //= 2
                 torch.cuda.empty_cache()
                 logger.warning("CUDA out of memory: retrying with %d target frames per batch", batch)
                 continue
-            for (f, s), image in zip(chunk, images):
-                out[f, s] = image
+            # The previous batch is stored only now, so that on CUDA this batch was gathered
+            # and sent while that one computed.
+            if pending is not None:
+                _store(out, *pending)
+            pending = (chunk, *launched)
             start += len(chunk)
+        if pending is not None:
+            _store(out, *pending)
         return out
 
-    def _reconstruct_batch(
+    def _launch(
         self, kspace: torch.Tensor, mask: torch.Tensor, chunk: list[tuple[int, int]], mode: Neighbours
-    ) -> torch.Tensor:
-        """RSS images ``(len(chunk), ky, kx)`` on the CPU for the (frame, slice) targets in ``chunk``."""
+    ) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """RSS images ``(len(chunk), ky, kx)`` float32 on the host for the (frame, slice) targets in ``chunk``.
+
+        ``kspace`` is the caller's host tensor, ``mask`` ``(frames, ky, kx)`` already on the
+        device. On CUDA the work is only queued: the images are valid once the returned event
+        has completed (``None`` on other devices).
+        """
         adj = self.model.config.adjacent
         frames, slices = kspace.shape[:2]
-        inputs_k, inputs_m = [], []
+        rows = []  # per target, the (frame, slice) of each adjacent input
         for f, s in chunk:
             if mode is Neighbours.SLICES:
-                frame_idx, slice_idx = [0] * adj, adjacent_indices(slices, s, adj, mode)
+                rows.append([(0, z) for z in adjacent_indices(slices, s, adj, mode)])
             else:
-                frame_idx, slice_idx = adjacent_indices(frames, f, adj, mode), [s] * adj
-            inputs_k.append(kspace[frame_idx, slice_idx])
-            inputs_m.append(mask[frame_idx])
-        k = torch.stack(inputs_k).to(self.device, torch.complex64)
-        m = torch.stack(inputs_m).to(self.device, torch.float32)
-        del inputs_k, inputs_m  # the stacked copies are all this batch needs
+                rows.append([(t, s) for t in adjacent_indices(frames, f, adj, mode)])
+        distinct = list(dict.fromkeys(pair for row in rows for pair in row))
+        position = {pair: i for i, pair in enumerate(distinct)}
+        source = self._to_device(kspace[[f for f, _ in distinct], [s for _, s in distinct]].to(torch.complex64))
+        k = source[self._to_device(torch.tensor([[position[pair] for pair in row] for row in rows]))]
+        m = mask[self._to_device(torch.tensor([[f for f, _ in row] for row in rows]))]
+        del source  # the gathered batch is all the forward needs
         scale = input_scale(k[:, adj // 2])
+        k /= scale.view(-1, 1, 1, 1, 1)  # in place: k is this batch's own copy
         with torch.no_grad():
-            image = self.model(k / scale.view(-1, 1, 1, 1, 1), m, return_intermediate=False).image()
-        return (image * scale.view(-1, 1, 1)).float().cpu()
+            images = self.model(k, m, return_intermediate=False).image() * scale.view(-1, 1, 1)
+        if self.device.type != "cuda":
+            return images.cpu(), None
+        # A blocking copy back would wait for the next batch too, queued behind this one by
+        # then; an asynchronous one into pinned memory and an event wait only for this batch.
+        host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
+        host.copy_(images, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record(torch.cuda.current_stream(self.device))
+        return host, copied
+
+    def _to_device(self, host: torch.Tensor) -> torch.Tensor:
+        """``host`` on the model's device; to CUDA through pinned memory, so that the copy does not wait for queued work."""
+        if self.device.type != "cuda":
+            return host.to(self.device)
+        return host.pin_memory().to(self.device, non_blocking=True)
+
+
+def _store(
+    out: torch.Tensor, chunk: list[tuple[int, int]], images: torch.Tensor, copied: torch.cuda.Event | None
+) -> None:
+    """Write a batch's host images ``(len(chunk), ky, kx)`` into ``out`` ``(frames, slices, ky, kx)`` once ``copied`` has completed."""
+    if copied is not None:
+        copied.synchronize()
+    for (f, s), image in zip(chunk, images):
+        out[f, s] = image
 
 
 def build_genre_reconstructor(

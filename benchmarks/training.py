@@ -1,0 +1,114 @@
+"""One GENRE-CMR training step, timed with and without activation checkpointing.
+
+The step is the paper's iteration at batch 1 (METHOD.md, "Training"): the generator through
+every cascade; per cascade the fidelity and EAR losses (deep supervision), the SDA loss over
+the cascades' features against a bank of another domain; one discriminator update on the
+detached final image (real and fake pairs as one batch); the generator's adversarial loss with
+the discriminator frozen; backward, gradient clipping, AdamW on both networks. The losses are
+summed with equal weights: the CoV weighting is a handful of scalar operations. On CUDA the
+CNNs run under bf16 autocast as the config says and the discriminator under autocast too, as in
+the trainer. Inputs: random fully sampled k-space ``(1, adjacent, coils, ky, kx)`` under a
+ktGaussian R = 8 mask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import replace
+
+import torch
+
+from benchmarks.inference import sampling_mask
+from benchmarks.timing import Timing, time_call
+from genre.kspace import rss_from_kspace
+from genre.losses import SDABank, discriminator_loss, ear_loss, fidelity_loss, generator_loss
+from genre.models.config import GeneratorConfig
+from genre.models.discriminator import PatchDiscriminator
+from genre.models.generator import Generator
+from genre.recon.genre import input_scale
+
+ADV_WEIGHT = 0.01
+GRAD_CLIP = 0.1
+
+
+class TrainingStep:
+    """A callable running one training step on fixed inputs; alternates the domain key so SDA has pairs."""
+
+    def __init__(self, generator: Generator, device: torch.device, coils: int, size: tuple[int, int]):
+        self.generator = generator.train()
+        self.discriminator = PatchDiscriminator().to(device).train()
+        self.opt_g = torch.optim.AdamW(generator.parameters(), lr=2e-3, weight_decay=0.1)
+        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=2e-3, weight_decay=0.1)
+        self.bank = SDABank()
+        self.device = device
+        self.steps = 0
+        adjacent = generator.config.adjacent
+        mask = sampling_mask(adjacent, size).unsqueeze(0).to(device)
+        g = torch.Generator().manual_seed(1)
+        full = torch.randn(1, adjacent, coils, *size, dtype=torch.complex64, generator=g).to(device)
+        centre = adjacent // 2
+        measured = full * mask.unsqueeze(2)
+        scale = input_scale(measured[:, centre]).view(-1, 1, 1, 1)
+        self.measured = measured / scale.unsqueeze(1)
+        self.mask = mask
+        self.target_k = full[:, centre] / scale
+        self.target = rss_from_kspace(self.target_k)
+        self.zero_filled = rss_from_kspace(self.measured[:, centre])
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.generator.config.bf16)
+
+    def _discriminate(self, images: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.discriminator(torch.stack([images, zero_filled], dim=1)).float()
+
+    def __call__(self) -> None:
+        out = self.generator(self.measured, self.mask)
+        total = torch.zeros((), device=self.device)
+        for kspace in out.kspace:
+            total = total + fidelity_loss(kspace, self.target_k).total + ear_loss(rss_from_kspace(kspace), self.target)
+        total = total + self.bank.loss(out.features, "ab"[self.steps % 2])
+        final = out.image()
+
+        logits = self._discriminate(torch.cat([self.target, final.detach()]), self.zero_filled.repeat(2, 1, 1))
+        d_loss = discriminator_loss(*logits.chunk(2))
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), GRAD_CLIP)
+        self.opt_d.step()
+
+        self.discriminator.requires_grad_(False)
+        total = total + ADV_WEIGHT * generator_loss(self._discriminate(final, self.zero_filled))
+        self.discriminator.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.generator.parameters(), GRAD_CLIP)
+        self.opt_g.step()
+        self.steps += 1
+
+
+def time_training(
+    config: GeneratorConfig,
+    state: Mapping[str, torch.Tensor],
+    device: torch.device,
+    coils: int,
+    size: tuple[int, int],
+    checkpointing: bool,
+    channels_last: bool,
+    repeats: int,
+) -> Timing:
+    """One step's :class:`Timing` for ``config`` with activation checkpointing and the channels-last layout on or off.
+
+    The generator starts from the weights ``state`` (copied: the step updates them).
+    """
+    with torch.device(device):
+        generator = Generator(replace(config, checkpointing=checkpointing))
+    generator.load_state_dict(state)
+    if channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+    step = TrainingStep(generator, device, coils, size)
+    # One warm-up: it creates the optimisers' state and fills the SDA bank, so the timed steps are steady.
+    return time_call(step, device, repeats, warmups=1)

@@ -1,0 +1,90 @@
+"""Speed work: the benchmark script runs, and the fast inference paths compute what the plain one does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from genre.masks import make_mask
+from genre.models.config import preset
+from genre.models.generator import Generator
+from genre.recon.base import SeriesInfo
+from genre.recon.genre import GenreReconstructor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _slice(frames: int, coils: int, ny: int, nx: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random cine slice ``(frames, 1, coils, ky, kx)`` under a ktGaussian R = 8 mask ``(frames, ky, kx)``."""
+    mask = torch.from_numpy(make_mask("ktGaussian", 8, frames, ny, nx, seed=seed))
+    g = torch.Generator().manual_seed(seed)
+    kspace = torch.randn(frames, 1, coils, ny, nx, dtype=torch.complex64, generator=g)
+    return kspace * mask[:, None, None], mask
+
+
+def _relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
+    return float((result - reference).norm() / reference.norm())
+
+
+def test_quick_benchmark_writes_the_report(tmp_path):
+    out = tmp_path / "speed.json"
+    command = [sys.executable, "-m", "benchmarks.speed", "--quick", "--device", "cpu", "--presets", "tiny", "--json", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+
+    report = json.loads(out.read_text())
+    expected = {"command", "date", "device", "torch", "environment", "settings", "rates", "floor", "inference", "training",
+                "loading", "summary"}
+    assert expected <= set(report)
+    assert report["device"]["type"] == "cpu"
+    assert report["rates"]["matmul_fp32"] > 0 and report["rates"]["copy"] > 0
+    (floor,) = report["floor"]
+    assert floor["preset"] == "tiny" and floor["flops"] > 0 and floor["floor_ms_fp32"] > 0
+
+    rows = {row["path"]: row for row in report["inference"]}
+    for path in ("fp32 batch 1", "fp32 batch 8", "fp32 channels-last batch 4", "end to end: final (predict default)"):
+        assert rows[path]["ms_per_slice_frame"] > 0 and rows[path]["measured_over_floor"] > 0, path
+    assert rows["bf16 channels-last batch 8"]["note"].startswith("n/a on CPU")
+    assert rows["bf16 channels-last batch 8 + CUDA graphs"]["note"] == "n/a on CPU"
+    assert [r["step"] for r in report["training"]] == ["fp32, checkpointing off", "fp32, checkpointing on"]
+    assert all(r["s_per_step"] > 0 for r in report["training"])
+    (loading,) = report["loading"]
+    assert loading["slices_per_s"] > 0 and loading["read_over_compute"]["tiny"] > 0
+    assert report["summary"][0]["speedup_final_over_plain"] > 0
+
+    # The tables come last on stdout.
+    assert result.stdout.rstrip().splitlines()[-1].startswith("| tiny | 32x48 |")
+
+
+def test_channels_last_and_batching_match_the_plain_path_on_cpu():
+    """What the CPU path enables (channels-last weights, 8 target frames per call) changes the rounding only."""
+    torch.manual_seed(0)
+    model = Generator(preset("small")).eval()
+    kspace, mask = _slice(frames=6, coils=4, ny=41, nx=64)
+    info = SeriesInfo(stem="cine_sax", frames=6)
+    plain = GenreReconstructor(model, "cpu", max_batch=1, channels_last=False).reconstruct(kspace, mask, info)
+    fast = GenreReconstructor(model, "cpu", max_batch=8, channels_last=True).reconstruct(kspace, mask, info)
+    assert model.cascades[0].apu.feat_extract.weight.is_contiguous(memory_format=torch.channels_last)
+    assert _relative_error(fast, plain) < 1e-5
+
+
+@pytest.mark.gpu
+def test_fast_path_matches_fp32_on_cuda_at_real_size():
+    """bf16 autocast + channels-last + batches of 8 against fp32, NCHW, batch 1: the paper preset, 10 coils, 162 x 448."""
+    torch.manual_seed(0)
+    config = preset("paper")
+    reference = Generator(replace(config, bf16=False))
+    fast = Generator(replace(config, bf16=True))
+    fast.load_state_dict(reference.state_dict())
+    kspace, mask = _slice(frames=12, coils=10, ny=162, nx=448)
+    info = SeriesInfo(stem="cine_sax", frames=12)
+    expected = GenreReconstructor(reference, "cuda", max_batch=1, channels_last=False).reconstruct(kspace, mask, info)
+    result = GenreReconstructor(fast, "cuda").reconstruct(kspace, mask, info)
+    assert torch.isfinite(result).all()
+    assert _relative_error(result, expected) < 1e-2
