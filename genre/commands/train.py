@@ -61,7 +61,7 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--data", type=Path, required=True, help="root of the training tree (holds MultiCoil/...)")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, plots, weights")
     parser.add_argument("--preset", choices=PRESETS, default=d.preset,
-                        help="generator size: paper (~125 M parameters), small (CPU demos), tiny (tests)")
+                        help="generator size: paper (108 M parameters), small (CPU demos), tiny (tests)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint, with the run's saved settings "
                         "(only --num-workers, --ckpt-every and --keep-checkpoints may change)")

@@ -147,7 +147,7 @@ def _checked_keys(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def preset(name: str) -> GeneratorConfig:
-    """A named configuration: ``paper`` (~125 M parameters), ``small`` (CPU demos), ``tiny`` (unit tests)."""
+    """A named configuration: ``paper`` (108 M parameters), ``small`` (CPU demos), ``tiny`` (unit tests)."""
     if name == "paper":
         return GeneratorConfig()
     if name == "small":
