@@ -6,13 +6,12 @@ import os
 import numpy as np
 import pytest
 import scipy.io
-import torch
 
+from evaluation.reference import reference_image
 from genre.cli import main
-from genre.data.cmrx import find_cases, fullsample_path, kspace_layout
-from genre.data.contract import OutputMode, reduce_image
+from genre.data.cmrx import find_cases
+from genre.data.contract import OutputMode
 from genre.data.matio import MatArray, write_mat73
-from genre.kspace import rss_from_kspace
 
 
 def _outputs(root):
@@ -20,10 +19,7 @@ def _outputs(root):
 
 
 def _gt(case, root, mode):
-    with MatArray(fullsample_path(case, root), ["kspace"]) as f:
-        k = f.complex64()
-    k = k.reshape(kspace_layout(case.stem, k.shape))
-    return reduce_image(rss_from_kspace(torch.from_numpy(k)).numpy(), case.stem, mode)
+    return reference_image(case, root, mode)
 
 
 @pytest.mark.parametrize("mode", ["full", "ranking"])

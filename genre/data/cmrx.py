@@ -89,10 +89,6 @@ class Case:
     def output_path(self, output_root: Path) -> Path:
         return Path(output_root) / self.relative
 
-    @property
-    def has_time_axis(self) -> bool:
-        return has_time_axis(self.stem)
-
 
 def _mask_candidates(kus_path: Path) -> tuple[Path, ...]:
     name = kus_path.name.replace("_kus_", "_mask_")
