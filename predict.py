@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from genre.allocator import keep_freed_memory
 from genre.commands.predict import EXAMPLE, add_arguments, run
 
 
@@ -18,6 +19,7 @@ def main(argv=None) -> int:
     parser.set_defaults(output_mode=os.environ.get("GENRE_OUTPUT_MODE", "full"), method=os.environ.get("GENRE_METHOD", "genre"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    keep_freed_memory()
     return run(args)
 
 

@@ -46,6 +46,7 @@ from benchmarks.inference import Variant, time_variant, variants
 from benchmarks.loading import time_loading
 from benchmarks.timing import release
 from benchmarks.training import time_training
+from genre.allocator import keep_freed_memory
 from genre.models.config import PRESETS, preset
 from genre.models.generator import Generator
 from genre.recon import MethodUnavailable, resolve_device
@@ -98,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and presets: a smoke run of seconds on the CPU")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator at its defaults instead of keeping freed memory as the genre "
+                        "command does (genre/allocator.py); for the comparison in docs/benchmarks.md")
     parser.add_argument("--no-compile", action="store_true",
                         help="skip the torch.compile and CUDA-graph rows (minutes of compilation)")
     return parser.parse_args(argv)
@@ -296,6 +300,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"device: {report['device']['name']} ({report['device']['type']}); torch {report['torch']}; {report['date']}",
         "command: " + "".join(f"{k}={v} " for k, v in report["environment"].items()) + report["command"],
+        f"allocator: {report['allocator']}",
         "measured: torch.mm {n} fp32 {fp32} TFLOP/s, tf32 {tf32}, bf16 {bf16}; copy {copy:.0f} GB/s".format(
             n=rates["matmul_size"], fp32=_fmt(rates["matmul_fp32"] / tera),
             tf32=_fmt(rates["matmul_tf32"] and rates["matmul_tf32"] / tera),
@@ -344,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MethodUnavailable, ValueError) as exc:
         _log(str(exc))
         return 2
+    kept = False if args.default_malloc else keep_freed_memory()
     started = time.perf_counter()
     report = {
         "command": "python -m benchmarks.speed " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -352,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         # The CPU allocator's settings change the CPU figures severalfold (docs/benchmarks.md).
         "environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"},
+        "allocator": "freed memory kept (genre/allocator.py)" if kept else "glibc defaults or the environment's",
         "settings": asdict(settings),
         **run(settings, device),
     }

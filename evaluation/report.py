@@ -20,6 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -140,46 +141,105 @@ def print_report(result: TreeResult, stream: TextIO | None = None) -> None:
     (stream or sys.stdout).write(format_report(result))
 
 
-def format_comparison(
-    results: Mapping[str, TreeResult], symmetric: bool = False, split: Callable[[Case], str] | None = None
-) -> str:
-    """Methods side by side: rows pattern x acceleration, each acceleration, and ``all``; columns SSIM/PSNR/NMSE per method.
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One row of a comparison: a (split, pattern, R) cell, each R over patterns (``any``), or ``all``."""
 
-    Plain means over each method's scored files; ``symmetric`` picks the GT-referenced score
-    instead of the grader's argument order. ``split`` (e.g. seen / unseen domain) repeats the
-    rows for each of its values. Files a method missed or failed are listed below.
+    group: str  # the split's value ("" without a split)
+    pattern: str  # a pattern, "any" or "all"
+    acceleration: str  # "" for "all"
+    files: int  # files of the ground truth in the cell
+    means: tuple[Metrics, ...]  # per method, in the order given
+
+
+def comparison_rows(
+    results: Mapping[str, TreeResult], symmetric: bool = False, split: Callable[[Case], str] | None = None
+) -> list[ComparisonRow]:
+    """The rows of a comparison of ``results`` (method -> tree): plain means over each method's scored files.
+
+    ``symmetric`` picks the GT-referenced score instead of the grader's argument order;
+    ``split`` (e.g. seen / unseen domain) repeats the rows for each of its values.
     """
     names = list(results)
     if not names:
-        raise ValueError("format_comparison needs at least one method")
+        raise ValueError("a comparison needs at least one method")
     reference = results[names[0]].files
     part = split or (lambda case: "")
+
+    def row(group: str, pattern: str, acc: str, select) -> ComparisonRow:
+        means = tuple(plain_means([f for f in results[n].files if select(f)], symmetric) for n in names)
+        return ComparisonRow(group, pattern, acc, sum(select(f) for f in reference), means)
+
+    rows = []
+    for group in sorted({part(f.case) for f in reference}, key=sort_key):
+        mine = [f for f in reference if part(f.case) == group]
+        cells = sorted({(f.case.pattern, f.case.acceleration) for f in mine}, key=lambda pr: (sort_key(pr[0]), pr[1]))
+        for pattern, acc in cells:
+            rows.append(row(group, pattern, str(acc), lambda f, g=group, p=pattern, a=acc: part(f.case) == g and f.case.pattern == p and f.case.acceleration == a))
+        for acc in sorted({f.case.acceleration for f in mine}):
+            rows.append(row(group, "any", str(acc), lambda f, g=group, a=acc: part(f.case) == g and f.case.acceleration == a))
+        rows.append(row(group, "all", "", lambda f, g=group: part(f.case) == g))
+    return rows
+
+
+def _incomplete(results: Mapping[str, TreeResult]) -> list[str]:
+    return [f"{name}: {r.count(MISSING)} missing and {r.count(ERROR)} failed files not in its means"
+            for name, r in results.items() if not r.complete]
+
+
+def format_comparison(
+    results: Mapping[str, TreeResult], symmetric: bool = False, split: Callable[[Case], str] | None = None
+) -> str:
+    """Methods side by side as fixed-width text: the rows of :func:`comparison_rows`, SSIM/PSNR/NMSE per method.
+
+    Files a method missed or failed are listed below.
+    """
+    names = list(results)
+    rows = comparison_rows(results, symmetric, split)
     col = max(len(_TRIPLE_HEAD), *(len(n) for n in names))
-    width = max([len(part(f.case)) for f in reference] + [0])
+    width = max(len(r.group) for r in rows)
     lead = f"{'':<{width}} " if width else ""
     out = io.StringIO()
     out.write(f"score: {'ground truth as reference (sym)' if symmetric else 'leaderboard argument order'}\n")
     out.write(f"{lead}{'':<12} {'':>3} {'files':>5} | " + " | ".join(f"{n:^{col}}" for n in names) + "\n")
     out.write(f"{lead}{'pattern':<12} {'R':>3} {'':>5} | " + " | ".join(f"{_TRIPLE_HEAD:>{col}}" for _ in names) + "\n")
+    for r in rows:
+        head = f"{r.group:<{width}} " if width else ""
+        out.write(f"{head}{r.pattern:<12} {r.acceleration:>3} {r.files:>5} | " + " | ".join(f"{_triple(m):>{col}}" for m in r.means) + "\n")
+    out.writelines(line + "\n" for line in _incomplete(results))
+    return out.getvalue()
 
-    def line(group: str, label: str, acc: str, select) -> str:
-        count = sum(select(f) for f in reference)
-        means = [plain_means([f for f in results[n].files if select(f)], symmetric) for n in names]
-        head = f"{group:<{width}} " if width else ""
-        return f"{head}{label:<12} {acc:>3} {count:>5} | " + " | ".join(f"{_triple(m):>{col}}" for m in means) + "\n"
 
-    for group in sorted({part(f.case) for f in reference}, key=sort_key):
-        mine = [f for f in reference if part(f.case) == group]
-        cells = sorted({(f.case.pattern, f.case.acceleration) for f in mine}, key=lambda pr: (sort_key(pr[0]), pr[1]))
-        for pattern, acc in cells:
-            out.write(line(group, pattern, str(acc), lambda f, g=group, p=pattern, a=acc: part(f.case) == g and f.case.pattern == p and f.case.acceleration == a))
-        for acc in sorted({f.case.acceleration for f in mine}):
-            out.write(line(group, "any", str(acc), lambda f, g=group, a=acc: part(f.case) == g and f.case.acceleration == a))
-        out.write(line(group, "all", "", lambda f, g=group: part(f.case) == g))
-    for name in names:
-        result = results[name]
-        if not result.complete:
-            out.write(f"{name}: {result.count(MISSING)} missing and {result.count(ERROR)} failed files not in its means\n")
+#: (metric, digits, whether larger is better) of the Markdown comparison's tables.
+_MARKDOWN_METRICS = (("ssim", 4, True), ("psnr", 2, True), ("nmse", 4, False))
+
+
+def format_comparison_markdown(
+    results: Mapping[str, TreeResult], symmetric: bool = False, split: Callable[[Case], str] | None = None
+) -> str:
+    """The comparison as GitHub Markdown: one table per metric (SSIM, PSNR, NMSE), one column per method.
+
+    The same rows and means as :func:`format_comparison`; the best method of each row is bold
+    (the largest SSIM and PSNR, the smallest NMSE; ties all bold).
+    """
+    names = list(results)
+    rows = comparison_rows(results, symmetric, split)
+    grouped = any(r.group for r in rows)
+    score = "ground truth as reference" if symmetric else "the leaderboard's argument order"
+    out = io.StringIO()
+    for metric, digits, larger in _MARKDOWN_METRICS:
+        out.write(f"**{metric.upper()}** ({score}; plain means over files)\n\n")
+        head = (["domains"] if grouped else []) + ["pattern", "R", "files", *names]
+        out.write("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        for r in rows:
+            values = [getattr(m, metric) for m in r.means]
+            finite = [v for v in values if not math.isnan(v)]
+            best = (max if larger else min)(finite) if finite else None
+            cells = [f"**{_fmt(v, digits)}**" if best is not None and v == best else _fmt(v, digits) for v in values]
+            lead = [r.group] if grouped else []
+            out.write("| " + " | ".join([*lead, r.pattern, r.acceleration, str(r.files), *cells]) + " |\n")
+        out.write("\n")
+    out.writelines(f"{line}\n" for line in _incomplete(results))
     return out.getvalue()
 
 

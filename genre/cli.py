@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from genre.allocator import keep_freed_memory
+
 # Imported lazily so that `genre synth --help` does not pay for building models.
 COMMANDS = ("synth", "predict", "evaluate", "compare", "demo", "validate_submission", "model_info", "train")
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    keep_freed_memory()
     return int(args.func(args))
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,8 +103,8 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
     """The case's output array (MATLAB order, see :mod:`genre.data.contract`).
 
     Only the slices the output keeps are reconstructed, one at a time, so a whole file is
-    never in memory; series of one frame go in whole, since neighbouring slices stand in for
-    neighbouring frames there.
+    never in memory; the next slice is read while the current one is reconstructed. Series of
+    one frame go in whole, since neighbouring slices stand in for neighbouring frames there.
     """
     kus, mask, shape = load_case(case)
     frames, slices, coils, ny, nx = shape
@@ -115,13 +117,34 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
             image[:] = method.reconstruct(volume, mask_t, info).numpy()
         else:
             _, keep = selection(case.stem, frames, slices, mode)
-            for z in keep:
+
+            def read(z: int) -> torch.Tensor:
                 # h5py order (nt, nz, nc, ny, nx): one slice is a strided read of every frame.
-                chunk = _checked(kus, (slice(None), z), (frames, 1, coils, ny, nx)) * mask_t[:, None, None]
-                image[:, z : z + 1] = method.reconstruct(chunk, mask_t, info).numpy()
+                return _checked(kus, (slice(None), z), (frames, 1, coils, ny, nx)) * mask_t[:, None, None]
+
+            # closing(): the read in flight ends before the file closes, also on an error.
+            with closing(_read_ahead(read, keep)) as chunks:
+                for z, chunk in chunks:
+                    image[:, z : z + 1] = method.reconstruct(chunk, mask_t, info).numpy()
     if not np.isfinite(image).all():
         raise CaseError(f"{case.kus_path}: the reconstruction produced NaN or Inf")
     return reduce_image(image, case.stem, mode)
+
+
+def _read_ahead(read: Callable[[int], torch.Tensor], indices: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(i, read(i))`` for each index, reading the next one in a thread while the caller works on this one.
+
+    h5py releases the GIL in its dataset reads and torch in its kernels, so the read of slice
+    z+1 overlaps the reconstruction of slice z (docs/benchmarks.md: a cold disk's read is a
+    large fraction of a GPU's compute time). A read's error is raised where its slice is used.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        upcoming = pool.submit(read, indices[0]) if indices else None
+        for position, index in enumerate(indices):
+            values = upcoming.result()
+            if position + 1 < len(indices):
+                upcoming = pool.submit(read, indices[position + 1])
+            yield index, values
 
 
 def predict_tree(

@@ -13,7 +13,7 @@ from conftest import write_case
 
 from evaluation.evaluate import ERROR, MISSING, OK, evaluate_methods, evaluate_tree
 from evaluation.reference import reference_image
-from evaluation.report import PER_FILE_COLUMNS, format_comparison, write_panel
+from evaluation.report import PER_FILE_COLUMNS, format_comparison, format_comparison_markdown, write_panel
 from genre.cli import main
 from genre.data.cmrx import find_cases, fullsample_path, kspace_layout
 from genre.data.contract import OutputMode, reduce_image
@@ -209,6 +209,22 @@ def test_methods_side_by_side(tree, tmp_path):
     assert "sym" in format_comparison(results, symmetric=True).splitlines()[0]
 
 
+def test_methods_side_by_side_in_markdown_with_the_best_in_bold(tree, tmp_path):
+    exact = _predict(tree, tmp_path / "exact", OutputMode.RANKING)
+    noisy = _predict(tree, tmp_path / "noisy", OutputMode.RANKING, noise=0.1, skip=("T1w",))
+    results = evaluate_methods({"noisy": noisy, "exact": exact}, tree, OutputMode.RANKING, progress=False)
+    text = format_comparison_markdown(results, split=lambda case: "seen" if case.stem != "T1w" else "unseen")
+    tables = text.split("**")[1::2]
+    assert [t for t in tables if t.isupper()] == ["SSIM", "PSNR", "NMSE"]
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| domains | pattern | R | files | noisy | exact |"
+    body = [line.split(" | ") for line in lines if line.startswith(("| seen", "| unseen"))]
+    assert len(body) == 3 * len(format_comparison(results, split=lambda c: "seen" if c.stem != "T1w" else "unseen").splitlines()[3:-1])
+    for cells in body:  # exact is best on every row of every metric (NMSE 0 is the smallest)
+        assert cells[-1].rstrip(" |").startswith("**") and not cells[-2].startswith("**"), cells
+    assert "noisy: 1 missing and 0 failed" in text
+
+
 def test_write_panel(tmp_path):
     rng = np.random.default_rng(0)
     gt = rng.random((24, 21))
@@ -236,4 +252,6 @@ def test_compare_splits_seen_and_unseen(tmp_path, capsys):
     rows = [line.split() for line in table.splitlines()]
     assert ["seen", "all", "1"] in [r[:3] for r in rows] and ["unseen", "all", "1"] == rows[-1][:3]
     assert (tmp_path / "cmp" / "sense" / "per_file.csv").is_file()
+    markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| domains | pattern | R | files | zero-filled | sense |" in markdown and "| unseen | all |  | 1 |" in markdown
     assert main(args + ["--unseen", "Center009/Nobody"]) == 2

@@ -2,16 +2,19 @@
 
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
 import scipy.io
 
 from evaluation.reference import reference_image
+from genre import predict as predict_module
 from genre.cli import main
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
 from genre.data.matio import MatArray, write_mat73
+from genre.recon.zero_filled import ZeroFilled
 
 
 def _outputs(root):
@@ -148,7 +151,6 @@ class _Slow:
     name = "slow"
 
     def __init__(self, seconds):
-        from genre.recon.zero_filled import ZeroFilled
 
         self.inner, self.seconds = ZeroFilled(), seconds
 
@@ -161,7 +163,6 @@ class _Slow:
 
 def test_time_budget_moves_the_remaining_files_to_the_fallback(mini_tree, tmp_path, caplog):
     from genre.predict import predict_tree
-    from genre.recon.zero_filled import ZeroFilled
 
     slow = _Slow(0.3)
     with caplog.at_level(logging.INFO):
@@ -195,3 +196,45 @@ def test_default_method_uses_the_shipped_weights(mini_tree, tmp_path):
         got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
         assert got.dtype == np.float32 and got.shape == _gt(case, mini_tree, OutputMode.FULL).shape
         assert np.isfinite(got).all() and got.max() > 0
+
+
+def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monkeypatch):
+    case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")  # 3 slices
+    started = [threading.Event() for _ in range(3)]
+    read = predict_module._checked
+
+    def recording_read(kus, index, shape):
+        started[index[1]].set()
+        return read(kus, index, shape)
+
+    class WaitsForTheNextRead:
+        name = "waits"
+        calls = 0
+        overlapped = []
+
+        def reconstruct(self, kspace, mask, info):
+            z, self.calls = self.calls, self.calls + 1
+            if z + 1 < len(started):  # a serial loop would only start that read after this returns
+                self.overlapped.append(started[z + 1].wait(timeout=10))
+            return ZeroFilled().reconstruct(kspace, mask, info)
+
+    serial = predict_module.reconstruct_case(case, ZeroFilled(), OutputMode.FULL)
+    monkeypatch.setattr(predict_module, "_checked", recording_read)
+    method = WaitsForTheNextRead()
+    got = predict_module.reconstruct_case(case, method, OutputMode.FULL)
+    assert method.overlapped == [True, True]
+    np.testing.assert_array_equal(got, serial)
+
+
+def test_read_ahead_keeps_order_and_raises_a_read_error_where_its_slice_is_used():
+    def read(i):
+        if i == 7:
+            raise predict_module.CaseError("slice 7 is broken")
+        return i * 10
+
+    assert list(predict_module._read_ahead(read, [3, 1, 2])) == [(3, 30), (1, 10), (2, 20)]
+    assert list(predict_module._read_ahead(read, [])) == []
+    chunks = predict_module._read_ahead(read, [0, 7, 1])
+    assert next(chunks) == (0, 0)
+    with pytest.raises(predict_module.CaseError, match="slice 7"):
+        next(chunks)

@@ -39,7 +39,7 @@ def test_quick_benchmark_writes_the_report(tmp_path):
     assert result.returncode == 0, result.stderr
 
     report = json.loads(out.read_text())
-    expected = {"command", "date", "device", "torch", "environment", "settings", "rates", "floor", "inference", "training",
+    expected = {"command", "date", "device", "torch", "environment", "allocator", "settings", "rates", "floor", "inference", "training",
                 "loading", "summary"}
     assert expected <= set(report)
     assert report["device"]["type"] == "cpu"

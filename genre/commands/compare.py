@@ -15,7 +15,8 @@ Score several prediction trees of the same --gt tree with the organizers' metric
 table: rows pattern x acceleration (and per acceleration, and all), one SSIM / PSNR / NMSE
 column group per method. --unseen names the centre/vendor domains the model never trained on;
 the table is then split into seen and unseen. Each method's per_file.csv and summary.csv go to
-OUT/<method>/. Exit status as genre evaluate: 1 when some file was missing or failed.
+OUT/<method>/, and the table as Markdown (one table per metric, the best method of each row in
+bold) to OUT/comparison.md. Exit status as genre evaluate: 1 when some file was missing or failed.
 
 example:
   genre compare --gt data/val --pred out/zero-filled out/sense out/genre \\
@@ -40,13 +41,14 @@ def register(subparsers, formatter_class) -> None:
                         help="domains held out of training; splits the table into seen and unseen")
     parser.add_argument("--symmetric", action="store_true",
                         help="print the GT-referenced score instead of the grader's argument order")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for each method's reports")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for each method's reports and comparison.md")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from evaluation.evaluate import EvaluationError, evaluate_methods
-    from evaluation.report import print_comparison, write_reports
+    from evaluation.report import format_comparison_markdown, print_comparison, write_reports
+    from genre.data.matio import atomic_path
 
     names = [p.name for p in args.pred]
     if len(set(names)) != len(names):
@@ -66,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print_comparison(results, args.symmetric, split=split)
     for name, result in results.items():
         write_reports(args.out / name, result)
-    log.info("reports in %s", args.out)
+    with atomic_path(args.out / "comparison.md") as tmp:
+        tmp.write_text(format_comparison_markdown(results, args.symmetric, split=split), encoding="utf-8")
+    log.info("reports in %s; the table as Markdown in %s", args.out, args.out / "comparison.md")
     return 0 if all(r.complete for r in results.values()) else 1
