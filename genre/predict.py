@@ -188,8 +188,10 @@ def predict_tree(
             result = reconstruct_case(case, chain[level], mode)
             write_img4ranking(out, result)
         except (CaseError, MatFileError, ValueError) as exc:
-            report.failed.append((case.kus_path, str(exc)))
-            log.error("FAILED %s", exc)
+            # A method's own ValueError (a bart step, a bad shape) does not know the file.
+            problem = str(exc) if str(case.kus_path) in str(exc) else f"{case.kus_path}: {exc}"
+            report.failed.append((case.kus_path, problem))
+            log.error("FAILED %s", problem)
             continue
         except OSError as exc:
             report.failed.append((case.kus_path, f"{out}: cannot write ({exc.strerror or exc})"))

@@ -238,3 +238,19 @@ def test_read_ahead_keeps_order_and_raises_a_read_error_where_its_slice_is_used(
     assert next(chunks) == (0, 0)
     with pytest.raises(predict_module.CaseError, match="slice 7"):
         next(chunks)
+
+
+def test_a_methods_own_error_is_reported_with_the_file(mini_tree, tmp_path, caplog):
+    class FailsOnT1w:
+        name = "fails"
+
+        def reconstruct(self, kspace, mask, info):
+            if info.stem == "T1w":
+                raise ValueError("bart pics failed: out of memory")
+            return ZeroFilled().reconstruct(kspace, mask, info)
+
+    with caplog.at_level(logging.ERROR):
+        report = predict_module.predict_tree(mini_tree, tmp_path / "out", FailsOnT1w())
+    [(path, problem)] = report.failed
+    assert path.name.startswith("T1w_kus_") and problem == f"{path}: bart pics failed: out of memory"
+    assert problem in caplog.text and len(report.done) == len(find_cases(mini_tree)) - 1

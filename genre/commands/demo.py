@@ -13,7 +13,7 @@ from pathlib import Path
 
 from genre.commands.synth import parse_size
 from genre.data.contract import OutputMode
-from genre.recon import METHODS, MethodUnavailable, make_reconstructor, resolve_device
+from genre.recon import ALL_METHODS, METHODS, MethodUnavailable, make_reconstructor, resolve_device
 
 log = logging.getLogger("genre.demo")
 
@@ -21,6 +21,7 @@ EXAMPLE = """\
 example:
   genre demo --out build/demo                       # all available methods, full-volume outputs
   genre demo --out build/demo --methods sense,zero-filled --size 162x448
+  genre demo --out build/demo-bart --methods bart,sense,zero-filled   # BART needs apt-get install bart
 
 writes:
   OUT/data/          the synthetic validation tree (UnderSample_, Mask_, FullSample_ folders)
@@ -39,7 +40,10 @@ def register(subparsers, formatter_class) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("build/demo"), help="folder for the tree, outputs, reports and panel")
     parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated methods to compare; genre is skipped with a note when no weights are available")
+                        help=f"comma-separated methods to compare, from {', '.join(ALL_METHODS)}. "
+                             "genre: the GENRE-CMR network, skipped with a note when no weights are available; sense: "
+                             "CG-SENSE; zero-filled: RSS of the zero-filled data; bart: BART pics, a compressed-sensing "
+                             "peer, skipped with a note when the bart binary is not on PATH")
     parser.add_argument("--size", type=parse_size, default=(120, 128),
                         help="base matrix NYxNX (phase encodes x readout) of the synthetic tree; domains add offsets")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic tree")
@@ -58,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     mode = OutputMode(args.output_mode)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in ALL_METHODS]
     if unknown or not names:
-        log.error("unknown methods %s; choose from %s", unknown or "(none)", ", ".join(METHODS))
+        log.error("unknown methods %s; choose from %s", unknown or "(none)", ", ".join(ALL_METHODS))
         return 2
     try:
         device = resolve_device(args.device)

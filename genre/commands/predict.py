@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from genre.data.contract import OutputMode
-from genre.recon import METHODS, MethodUnavailable, make_reconstructor, resolve_device
+from genre.recon import ALL_METHODS, FALLBACKS, MethodUnavailable, make_reconstructor, resolve_device
 
 log = logging.getLogger("genre.predict")
 
@@ -28,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
                         help="root of the CMRxRecon tree to reconstruct (read only; never written)")
     parser.add_argument("--output", type=Path, default=output_default, required=output_default is None,
                         help="root of the output tree; mirrors the input's relative paths")
-    parser.add_argument("--method", choices=METHODS, default="genre",
-                        help="genre: the GENRE-CMR network; sense: CG-SENSE with ACS coil maps; zero-filled: RSS of the zero-filled data")
+    parser.add_argument("--method", choices=ALL_METHODS, default="genre",
+                        help="genre: the GENRE-CMR network; sense: CG-SENSE with ACS coil maps; zero-filled: RSS of the "
+                             "zero-filled data; bart: BART pics (l1-wavelet, temporal TV for cine, ESPIRiT maps), a "
+                             "classical compressed-sensing peer that needs the bart binary on PATH (apt-get install bart)")
     parser.add_argument("--output-mode", choices=[m.value for m in OutputMode], default=OutputMode.FULL.value,
                         help="full: the whole coil-combined volume; ranking: run4Ranking_2025's central slices, first frames and crop")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
     parser.add_argument("--overwrite", action="store_true", help="reconstruct files whose output already exists")
     parser.add_argument("--time-budget-hours", type=float, default=None,
                         help="when the files left would not finish in this budget at the measured pace, switch to a "
-                             "faster method for them (genre -> sense -> zero-filled) rather than leave them missing")
+                             "faster method for them (genre -> sense -> zero-filled; bart -> sense -> zero-filled) "
+                             "rather than leave them missing")
 
 
 def register(subparsers, formatter_class) -> None:
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600
-        fallbacks = [make_reconstructor(name, device) for name in METHODS[METHODS.index(args.method) + 1 :]] if budget else []
+        fallbacks = [make_reconstructor(name, device) for name in FALLBACKS[args.method]] if budget else []
         report = predict_tree(args.input, args.output, method, OutputMode(args.output_mode), args.overwrite, budget, fallbacks)
     except SetupError as exc:
         log.error("%s", exc)

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import torch
 
+#: The methods of the submission, slowest first, and ``genre demo``'s default: nothing external here.
 METHODS = ("genre", "sense", "zero-filled")
+#: Peers for comparison that need something outside the package (``bart``: the BART binary).
+EXTRA_METHODS = ("bart",)
+ALL_METHODS = METHODS + EXTRA_METHODS
+#: The faster methods, in order, that take over the files a method would not finish within
+#: ``--time-budget-hours``. BART, a CPU binary slower than CG-SENSE, falls back like GENRE-CMR.
+FALLBACKS = {
+    "genre": ("sense", "zero-filled"),
+    "sense": ("zero-filled",),
+    "zero-filled": (),
+    "bart": ("sense", "zero-filled"),
+}
 
 
 class MethodUnavailable(Exception):
@@ -36,4 +48,8 @@ def make_reconstructor(name: str, device: torch.device, checkpoint: Path | None 
         from genre.recon.genre import build_genre_reconstructor
 
         return build_genre_reconstructor(checkpoint, device, max_batch)
-    raise MethodUnavailable(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    if name == "bart":
+        from genre.recon.bart import BartPics
+
+        return BartPics()  # a CPU binary, whatever the device
+    raise MethodUnavailable(f"unknown method {name!r}; choose one of {', '.join(ALL_METHODS)}")
