@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The seen-vs-unseen study on synthetic phantoms (docs/benchmarks.md): train GENRE-CMR and its
 # ablations on three centre/vendor domains, hold two out, reconstruct a fresh tree of all five
-# with every method and compare. Synthetic data only: this checks the method's behaviour, it
-# is no CMRxRecon result.
+# with every method (BART too when `bart` is on PATH) and compare. Synthetic data only: this
+# checks the method's behaviour, it is no CMRxRecon result.
 #
 #   scripts/synthetic_study.sh [OUT] [RUNS]     RUNS: space-separated subset of
 #                                               "full no-sda no-ear no-residual no-gan"
@@ -18,7 +18,9 @@ unseen=Center001/UIH_30T_umr780,Center006/UIH_50T_umr_jupiter
 [ -d "$out/val" ] || "$genre" synth --out "$out/val" --layout validation --cases 2 --domains 5 --size 120x128 --seed 1
 
 preds=()
-for method in zero-filled sense; do
+baselines=(zero-filled sense)
+if command -v bart >/dev/null; then baselines+=(bart); else echo "bart not on PATH: the BART column is left out" >&2; fi
+for method in "${baselines[@]}"; do
     "$genre" predict --input "$out/val" --output "$out/pred/$method" --method "$method" --device "${DEVICE:-auto}"
     preds+=("$out/pred/$method")
 done
