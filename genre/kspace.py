@@ -45,6 +45,17 @@ def rss_from_kspace(kspace: torch.Tensor) -> torch.Tensor:
     return rss(ifft2c(kspace))
 
 
+def consistent_rss(kspace: torch.Tensor, estimate: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RSS image ``(..., ky, kx)`` of an estimate with its measured samples put back.
+
+    ``kspace`` and ``estimate`` are coil k-space ``(..., coils, ky, kx)``; ``mask`` is 0/1 and
+    broadcasts against ``(..., ky, kx)``. Where a line was measured the data win (the classical
+    methods' final data-consistency step), elsewhere the estimate stands.
+    """
+    coil_mask = mask.unsqueeze(-3)
+    return rss_from_kspace(coil_mask * kspace + (1 - coil_mask) * estimate)
+
+
 def sens_expand(image: torch.Tensor, sens: torch.Tensor) -> torch.Tensor:
     """Coil expansion ``FFT(S_c * x)``: image ``(..., ky, kx)``, maps ``(..., coils, ky, kx)`` -> k-space ``(..., coils, ky, kx)``."""
     return fft2c(sens * image.unsqueeze(-3))

@@ -5,6 +5,7 @@ import torch
 from genre.kspace import (
     acs_block,
     center_crop,
+    consistent_rss,
     crop_start,
     fft2c,
     ifft2c,
@@ -125,3 +126,15 @@ def test_limit_block_caps_lines_around_centre():
     ky, kx = limit_block((slice(22, 42), slice(15, 35)), (64, 50), 16)
     assert (kx.stop - kx.start, ky.stop - ky.start) == (16, 16)
     assert limit_block(block, (64, 50), None) == block
+
+
+def test_consistent_rss_keeps_measured_lines_and_the_estimate_elsewhere():
+    measured, estimate = _complex((2, 3, 8, 6), seed=1), _complex((2, 3, 8, 6), seed=2)
+    mask = torch.zeros(2, 8, 6)
+    mask[:, ::2] = 1
+    got = consistent_rss(measured, estimate, mask)
+    assert got.shape == (2, 8, 6)
+    expected = torch.where(mask[:, None].bool(), measured, estimate)
+    torch.testing.assert_close(got, rss_from_kspace(expected))
+    torch.testing.assert_close(consistent_rss(measured, estimate, torch.ones(8, 6)), rss_from_kspace(measured))
+    torch.testing.assert_close(consistent_rss(measured, estimate, torch.zeros(8, 6)), rss_from_kspace(estimate))

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre.kspace import acs_block, acs_kspace, center_crop, crop_start, ifft2c, rss, rss_from_kspace, sens_expand
+from genre.kspace import acs_block, acs_kspace, center_crop, consistent_rss, crop_start, rss_from_kspace, sens_expand
 from genre.recon import MethodUnavailable
 from genre.recon.base import SeriesInfo
 from genre.series import Neighbours
@@ -182,9 +182,7 @@ class BartPics:
         grid = padded_shape(tuple(kspace.shape[-2:]))
         image, maps = self._solve(embed(kspace, grid), embed(mask, grid), periodic)
         estimate = center_crop(sens_expand(image, maps), tuple(kspace.shape[-2:]))
-        coil_mask = mask.unsqueeze(-3)
-        consistent = coil_mask * kspace + (1 - coil_mask) * estimate
-        return rss(ifft2c(consistent))
+        return consistent_rss(kspace, estimate, mask)
 
     def _solve(self, kspace: torch.Tensor, mask: torch.Tensor, periodic: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """k-space ``(frames, coils, ky, kx)``, mask ``(frames, ky, kx)`` -> image ``(frames, ky, kx)``, maps ``(coils, ky, kx)``."""

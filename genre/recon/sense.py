@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from genre.kspace import acs_block, acs_kspace, ifft2c, normalize_sens, rss, sens_expand, sens_reduce
+from genre.kspace import acs_block, acs_kspace, consistent_rss, ifft2c, normalize_sens, sens_expand, sens_reduce
 from genre.recon.base import SeriesInfo
 
 
@@ -93,7 +93,4 @@ class CGSense:
         maps = sens_maps_from_acs(kspace, mask)
         frame_mask = mask.unsqueeze(1)  # (frames, 1, ky, kx) against (frames, slices, ky, kx)
         image = cg_sense(kspace, frame_mask, maps, self.config)
-        estimate = sens_expand(image, maps)
-        coil_mask = frame_mask.unsqueeze(-3)
-        consistent = coil_mask * kspace + (1 - coil_mask) * estimate
-        return rss(ifft2c(consistent)).float().cpu()
+        return consistent_rss(kspace, sens_expand(image, maps), frame_mask).float().cpu()
