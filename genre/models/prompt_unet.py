@@ -130,8 +130,8 @@ class PromptUnet(nn.Module):
     ``features`` is the last decoder level (full resolution), cropped to ``(h, w)``: what the
     output convolution sees, and what the SDA loss aligns. ``carry`` (same shape), when given,
     is added to it first: the residual feature path across cascades. With ``bf16`` the
-    convolutions run under bf16 autocast on CUDA; the normalisation and the returned tensors
-    are float32.
+    convolutions between the first and the last run under bf16 autocast on CUDA; those two,
+    the normalisation, the full-resolution residual sums and the returned tensors are float32.
     """
 
     def __init__(self, in_chans: int, out_chans: int, config: PromptUnetConfig, bf16: bool = False):
@@ -173,8 +173,12 @@ class PromptUnet(nn.Module):
         top, left = pad_h // 2, pad_w // 2
         x = F.pad(x, (left, pad_w - left, top, pad_h - top))
 
+        # The first and last convolutions stay float32 under bf16 (about 2 % of the FLOPs): the
+        # first so that the full-resolution residual stream and its skip are float32 sums, the
+        # last because its output is the image update itself. Rounding either to bf16 made the
+        # fast path's error four times larger (docs/benchmarks.md, "bf16 precision policy").
+        y = self.feat_extract(x)
         with self._autocast(x.device):
-            y = self.feat_extract(x)
             skips = []
             for down, skip in zip(self.encoder, self.skips):
                 y, s = down(y)
@@ -183,7 +187,6 @@ class PromptUnet(nn.Module):
             for i in reversed(range(self.depth)):
                 y = self.decoder[i](y, self.prompts[i](y), skips[i])
             features = y[..., top : top + h, left : left + w].float()
-            if carry is not None:
-                features = features + carry
-            out = self.conv_last(features).float()
-        return out * std + mean, features
+        if carry is not None:
+            features = features + carry
+        return self.conv_last(features) * std + mean, features
