@@ -16,12 +16,16 @@ on CUDA, ``time.perf_counter`` on the CPU):
   (:mod:`benchmarks.loading`).
 
 Progress goes to stderr; the tables (GitHub markdown) are printed last on stdout, and
-``--json`` writes everything.
+``--json`` writes everything, rewritten after every row (``"complete": false`` until the end), so
+a run stopped by a time limit keeps what it measured. ``--parts`` and ``--only`` pick a subset,
+to split a long GPU run into calls that each fit a time limit.
 
 examples:
   python -m benchmarks.speed --quick                      # CPU smoke run, seconds
   python -m benchmarks.speed --device cpu --presets small --sizes 162x448 --repeats 3
   python -m benchmarks.speed --device cuda --json build/speed-cuda.json
+  python -m benchmarks.speed --device cuda --presets paper --sizes 162x448 --parts inference \
+      --only "torch.compile,CUDA graphs" --json build/speed-compile.json
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -54,6 +58,8 @@ from genre.recon.genre import DEFAULT_MAX_BATCH
 
 #: CMRxRecon 2025 test set per task: ~100 patients x ~10 files x ~10 slices x 12 frames.
 TEST_SET_SLICE_FRAMES = 100 * 10 * 10 * 12
+#: What the benchmark can measure, in the order it measures it.
+PARTS = ("inference", "training", "loading")
 _MIB = 2**20
 
 
@@ -67,6 +73,8 @@ class Settings:
     loading_slices: int
     quick: bool
     compile: bool
+    parts: tuple[str, ...] = PARTS
+    only: tuple[str, ...] = ()  # substrings of the inference paths to run; empty: all
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -104,6 +112,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "command does (genre/allocator.py); for the comparison in docs/benchmarks.md")
     parser.add_argument("--no-compile", action="store_true",
                         help="skip the torch.compile and CUDA-graph rows (minutes of compilation)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, from {', '.join(PARTS)}: what to measure (default all); the rates "
+                        "and the floor are always measured")
+    parser.add_argument("--only", default="",
+                        help="comma-separated substrings of inference path names (as in the table, e.g. "
+                        "'end to end,bf16 channels-last batch 8'): run only the paths containing one of them")
     return parser.parse_args(argv)
 
 
@@ -123,6 +137,15 @@ def settings_for(args: argparse.Namespace, device: torch.device) -> Settings:
     for name, value in (("coils", args.coils), ("frames", args.frames), ("repeats", args.repeats)):
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be >= 1, got {value}")
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if not parts or set(parts) - set(PARTS):
+        raise ValueError(f"--parts takes a comma-separated subset of {', '.join(PARTS)}, got {args.parts!r}")
+    only = tuple(o.strip() for o in args.only.split(",") if o.strip())
+    names = [variant.name for variant, _ in variants(device)]
+    unmatched = [o for o in only if not any(o in n for n in names)]
+    if unmatched:
+        raise ValueError(f"--only: no inference path contains {', '.join(map(repr, unmatched))}; "
+                         f"the paths are: {'; '.join(names)}")
     return Settings(
         presets=chosen,
         sizes=tuple(_size(s) for s in (args.sizes or sizes).split(",")),
@@ -132,6 +155,8 @@ def settings_for(args: argparse.Namespace, device: torch.device) -> Settings:
         loading_slices=slices,
         quick=args.quick,
         compile=not args.no_compile,
+        parts=parts,
+        only=only,
     )
 
 
@@ -164,11 +189,14 @@ def _effective_batch(variant: Variant, frames: int) -> float:
     return frames / math.ceil(frames / batch)
 
 
-def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, settings: Settings, device) -> list[dict]:
+def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, settings: Settings, device,
+                    rows: list[dict], save: Callable[[], None]) -> None:
+    """Append one row per inference path to ``rows``, calling ``save`` after each."""
     cuda = device.type == "cuda"
     config = preset(name)
-    rows = []
     for variant, skipped in variants(device, settings.compile):
+        if settings.only and not any(o in variant.name for o in settings.only):
+            continue
         row: dict[str, Any] = {
             "preset": name, "size": f"{size[0]}x{size[1]}", "path": variant.name, "batch": variant.batch or DEFAULT_MAX_BATCH,
             "bf16": variant.bf16 and cuda, "channels_last": variant.channels_last, "end_to_end": variant.end_to_end,
@@ -188,6 +216,7 @@ def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, sett
             continue
         finally:
             release(device)
+            save()
         floor = work.floor_s(rates, row["bf16"], _effective_batch(variant, settings.frames))
         per_frame = timing.median_s / slice_frames
         row.update(
@@ -197,14 +226,15 @@ def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, sett
             floor_ms=1e3 * floor,
             measured_over_floor=per_frame / floor,
         )
+        save()
         _log(f"[{name} {row['size']}] {variant.name}: {row['ms_per_slice_frame']:.1f} ms per slice-frame")
-    return rows
 
 
-def _training_rows(name: str, size, state, settings: Settings, device) -> list[dict]:
+def _training_rows(name: str, size, state, settings: Settings, device, rows: list[dict],
+                   save: Callable[[], None]) -> None:
+    """Append one row per training-step case to ``rows``, calling ``save`` after each."""
     cuda = device.type == "cuda"
     cases = [(False, False), (True, False)] + ([(True, True)] if cuda else [])
-    rows = []
     for checkpointing, channels_last in cases:
         label = f"{'bf16' if cuda else 'fp32'}, checkpointing {'on' if checkpointing else 'off'}"
         label += ", channels-last" if channels_last else ""
@@ -220,18 +250,19 @@ def _training_rows(name: str, size, state, settings: Settings, device) -> list[d
             continue
         finally:
             release(device)
+            save()
         row.update(s_per_step=timing.median_s, min_s_per_step=timing.min_s,
                    peak_mib=None if timing.peak_bytes is None else timing.peak_bytes / _MIB)
+        save()
         _log(f"[{name} {row['size']}] training {label}: {timing.median_s:.2f} s per step")
-    return rows
 
 
-def run(settings: Settings, device: torch.device) -> dict[str, Any]:
-    """Every measurement; returns the report that ``--json`` writes."""
+def run(settings: Settings, device: torch.device, report: dict[str, Any], save: Callable[[], None] = lambda: None) -> None:
+    """Every measurement, filled into ``report`` (what ``--json`` writes); ``save`` is called after each row."""
     _log(f"measuring matrix-product rate and copy bandwidth on {device}")
     rates = measure_rates(device, settings.quick)
-    report: dict[str, Any] = {"rates": asdict(rates), "floor": [], "inference": [], "training": [], "loading": [],
-                              "summary": []}
+    report.update({"rates": asdict(rates), "floor": [], "inference": [], "training": [], "loading": [], "summary": []})
+    save()
     for name in settings.presets:
         torch.manual_seed(0)
         with torch.device(device):
@@ -247,12 +278,17 @@ def run(settings: Settings, device: torch.device) -> dict[str, Any]:
                 "floor_ms_bf16": 1e3 * work.floor_s(rates, True) if rates.matmul_bf16 else None,
             })
             _log(f"[{name} {label}] {work.flops / 1e9:.3g} GFLOP per slice-frame")
-            rows = _inference_rows(name, size, work, rates, state, settings, device)
-            report["inference"] += rows
-            report["training"] += _training_rows(name, size, state, settings, device)
-            report["summary"].append(_summary(name, label, rows))
+            save()
+            if "inference" in settings.parts:
+                _inference_rows(name, size, work, rates, state, settings, device, report["inference"], save)
+                report["summary"].append(_summary(name, label, [r for r in report["inference"]
+                                                                if r["preset"] == name and r["size"] == label]))
+            if "training" in settings.parts:
+                _training_rows(name, size, state, settings, device, report["training"], save)
         del model, state
         release(device)
+    if "loading" not in settings.parts:
+        return
     for size in settings.sizes:
         _log(f"[{size[0]}x{size[1]}] reading a MATLAB v7.3 file slice by slice")
         rate = time_loading(settings.frames, settings.loading_slices, settings.coils, size, settings.repeats)
@@ -266,7 +302,7 @@ def run(settings: Settings, device: torch.device) -> dict[str, Any]:
             # the GPU waits for the disk even with perfect overlap; without overlap the two add.
             "read_over_compute": {p: 1e3 / rate.slice_frames_per_s / ms for p, ms in consumers.items()},
         })
-    return report
+        save()
 
 
 def _summary(name: str, size: str, rows: list[dict]) -> dict[str, Any]:
@@ -360,14 +396,27 @@ def main(argv: list[str] | None = None) -> int:
         "environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"},
         "allocator": "freed memory kept (genre/allocator.py)" if kept else "glibc defaults or the environment's",
         "settings": asdict(settings),
-        **run(settings, device),
+        "complete": False,
     }
-    report["seconds"] = time.perf_counter() - started
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+    def save() -> None:
+        if args.json:
+            report["seconds"] = time.perf_counter() - started
+            write_json(report, args.json)
+
+    run(settings, device, report, save)
+    report["complete"] = True
+    save()
     print(format_report(report))
     return 0
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """Write ``report`` to ``path`` through a temporary file, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(path)
 
 
 if __name__ == "__main__":

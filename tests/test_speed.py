@@ -41,7 +41,7 @@ def test_quick_benchmark_writes_the_report(tmp_path):
     report = json.loads(out.read_text())
     expected = {"command", "date", "device", "torch", "environment", "allocator", "settings", "rates", "floor", "inference", "training",
                 "loading", "summary"}
-    assert expected <= set(report)
+    assert expected <= set(report) and report["complete"] is True
     assert report["device"]["type"] == "cpu"
     assert report["rates"]["matmul_fp32"] > 0 and report["rates"]["copy"] > 0
     (floor,) = report["floor"]
@@ -60,6 +60,29 @@ def test_quick_benchmark_writes_the_report(tmp_path):
 
     # The tables come last on stdout.
     assert result.stdout.rstrip().splitlines()[-1].startswith("| tiny | 32x48 |")
+
+
+def test_parts_and_only_pick_rows_and_the_report_is_saved_after_each_row():
+    from benchmarks import speed
+
+    args = speed.parse_args(["--quick", "--device", "cpu", "--presets", "tiny", "--parts", "inference,loading",
+                             "--only", "end to end,fp32 batch 1"])
+    settings = speed.settings_for(args, torch.device("cpu"))
+    report: dict = {}
+    saved = []
+    speed.run(settings, torch.device("cpu"), report, lambda: saved.append(len(report["inference"]) + len(report["loading"])))
+
+    paths = [row["path"] for row in report["inference"]]
+    assert paths == ["fp32 batch 1", "end to end: plain (fp32, batch 1)", "end to end: final (predict default)",
+                     "end to end: predict --max-batch 1"]
+    assert report["training"] == [] and len(report["loading"]) == 1
+    # Saved with each new row, so a run stopped by a time limit keeps every row it finished.
+    assert set(range(1, 6)) <= set(saved) and saved == sorted(saved)
+
+    with pytest.raises(ValueError, match="no inference path contains 'bf32'"):
+        speed.settings_for(speed.parse_args(["--quick", "--only", "bf32"]), torch.device("cpu"))
+    with pytest.raises(ValueError, match="--parts"):
+        speed.settings_for(speed.parse_args(["--quick", "--parts", "inference,io"]), torch.device("cpu"))
 
 
 def test_channels_last_and_batching_match_the_plain_path_on_cpu():

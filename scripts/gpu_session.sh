@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The GPU measurements of issue 6, in steps that each fit one 10-minute device call.
+#
+# Usage, from the repository root on a CUDA machine (no install needed: the machine's own
+# PyTorch, h5py, scipy, scikit-image, tqdm and safetensors are used through PYTHONPATH):
+#
+#   bash scripts/gpu_session.sh check      # environment, the gpu tests, paper 162x448 inference without compilation
+#   bash scripts/gpu_session.sh compile    # paper 162x448: torch.compile and CUDA-graph rows
+#   bash scripts/gpu_session.sh train      # paper 162x448 training step; small preset, both sizes, everything but compilation
+#   bash scripts/gpu_session.sh large      # paper 246x512 inference without compilation
+#   bash scripts/gpu_session.sh predict    # `genre predict` end to end on a real-size synthetic tree
+#
+# Results go to $OUT (the device tool's folder) or build/gpu: one log and the benchmark's JSON
+# per step, the JSON rewritten after every row so a step cut off by a time limit keeps what it
+# measured. docs/benchmarks.md ("GPU: what remains to be measured") says what each fills in.
+set -euo pipefail
+
+step=${1:?"usage: bash scripts/gpu_session.sh check|compile|train|large|predict"}
+out=${OUT:-build/gpu}
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python=${PYTHON:-python3}
+speed() { "$python" -m benchmarks.speed --device cuda "$@"; }
+
+case "$step" in
+check)
+    {
+        date -u
+        nvidia-smi || true
+        "$python" -c "import torch, h5py, scipy, skimage; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0)); print('h5py', h5py.__version__,
+'scipy', scipy.__version__, 'skimage', skimage.__version__)"
+    } 2>&1 | tee "$out/check-env.log"
+    # The gpu tests first: the fast path's accuracy is what the timings below are allowed to assume.
+    "$python" -m pytest -m gpu -p no:cacheprovider -q tests/test_speed.py tests/test_models.py 2>&1 | tee "$out/check-pytest-gpu.log"
+    speed --presets paper --sizes 162x448 --parts inference --no-compile --json "$out/speed-paper-162x448.json" \
+        2>&1 | tee "$out/speed-paper-162x448.log"
+    ;;
+compile)
+    speed --presets paper --sizes 162x448 --parts inference --only "torch.compile,CUDA graphs" \
+        --json "$out/speed-paper-162x448-compile.json" 2>&1 | tee "$out/speed-paper-162x448-compile.log"
+    ;;
+train)
+    speed --presets paper --sizes 162x448 --parts training --json "$out/speed-paper-162x448-train.json" \
+        2>&1 | tee "$out/speed-paper-162x448-train.log"
+    speed --presets small --sizes 162x448,246x512 --no-compile --json "$out/speed-small.json" 2>&1 | tee "$out/speed-small.log"
+    ;;
+large)
+    speed --presets paper --sizes 246x512 --parts inference,loading --no-compile \
+        --json "$out/speed-paper-246x512.json" 2>&1 | tee "$out/speed-paper-246x512.log"
+    ;;
+predict)
+    tree=${TMPDIR:-/tmp}/genre-real-size
+    rm -rf "$tree" "$tree-out"
+    # One domain, two patients: cine SAX, 10 slices x 12 frames, 10 coils at 162x448, as the
+    # challenge's largest common files (240 slice-frames in all). The shipped weights (small preset).
+    "$python" -m genre synth --out "$tree" --layout validation --domains 1 --cases 2 --size 162x448 --coils 10 \
+        --frames 12 --slices 10 --stems cine_sax 2>&1 | tee "$out/predict.log"
+    {
+        sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null || echo "page cache not dropped (not root)"
+        start=$(date +%s%N)
+        "$python" -m genre predict --input "$tree" --output "$tree-out" --device cuda
+        end=$(date +%s%N)
+        echo "genre predict: $(( (end - start) / 1000000 )) ms wall for 240 slice-frames, cold page cache"
+    } 2>&1 | tee -a "$out/predict.log"
+    ;;
+*)
+    echo "unknown step '$step': check, compile, train, large or predict" >&2
+    exit 2
+    ;;
+esac
