@@ -32,7 +32,7 @@ check)
 'scipy', scipy.__version__, 'skimage', skimage.__version__)"
     } 2>&1 | tee "$out/check-env.log"
     # The gpu tests first: the fast path's accuracy is what the timings below are allowed to assume.
-    "$python" -m pytest -m gpu -p no:cacheprovider -q tests/test_speed.py tests/test_models.py 2>&1 | tee "$out/check-pytest-gpu.log"
+    "$python" -m pytest -m gpu -p no:cacheprovider -q tests/test_speed.py tests/test_models.py tests/test_train.py 2>&1 | tee "$out/check-pytest-gpu.log"
     speed --presets paper --sizes 162x448 --parts inference --no-compile --json "$out/speed-paper-162x448.json" \
         2>&1 | tee "$out/speed-paper-162x448.log"
     ;;

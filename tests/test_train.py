@@ -182,3 +182,31 @@ def test_ddp_two_processes(data, tmp_path):
     assert all(len(bank) == 2 for bank in banks)
     assert not torch.equal(banks[0][0]["mean"], banks[1][0]["mean"])
     assert (out / "last.safetensors").is_file()
+
+
+@pytest.mark.gpu
+def test_loss_falls_on_cuda_with_bf16(data, tmp_path):
+    """The CUDA training step (bf16 autocast for the CNNs and the discriminator) learns as the CPU one does."""
+    cuda = DistContext(0, 1, torch.device("cuda"))
+    assert CONFIG.bf16
+    train_set, _ = build_datasets(CONFIG, data, cuda)
+    trainer = Trainer(CONFIG, tmp_path, train_set, {}, cuda)
+    first = [i for i, d in enumerate(train_set.domains) if d != train_set.domains[0]][0]
+    batches = [default_collate([train_set[0]]), default_collate([train_set[first]])]
+    rows = [trainer.train_step(batches[i % 2]) for i in range(20)]
+    for row in rows:
+        assert all(np.isfinite(row[k]) for k in ("loss", "fid", "ear", "sda", "adv", "disc", "grad_norm"))
+    loss = [r["loss"] for r in rows]
+    assert np.mean(loss[-4:]) < 0.5 * np.mean(loss[1:5])
+
+
+@pytest.mark.gpu
+def test_run_on_cuda_writes_weights_that_predict_on_cuda(data, mini_tree, tmp_path):
+    out = tmp_path / "run"
+    run_training(CONFIG, data, out, device="cuda")
+    assert [r["step"] for r in _rows(out / "log.csv")] == ["1", "2", "3"]
+    assert all(np.isfinite(float(r["loss"])) for r in _rows(out / "log.csv"))
+    status = main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / "pred"), "--device", "cuda",
+                   "--checkpoint", str(out / "last.safetensors")])
+    assert status == 0
+    assert len(list((tmp_path / "pred").rglob("*.mat"))) == 3
