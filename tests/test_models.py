@@ -208,3 +208,16 @@ def test_model_info_command(capsys):
     params = sum(p.numel() for p in Generator(preset("tiny")).parameters())
     assert f"parameters   {params:,}" in out
     assert "MFLOP per slice-frame" in out
+
+
+def test_a_callers_autocast_does_not_change_the_precision_policy():
+    """The U-Net sets autocast itself: under an outer bf16 autocast a float32 model still computes in float32."""
+    torch.manual_seed(0)
+    unet = PromptUnet(4, 4, preset("tiny").unet).eval()
+    x = torch.randn(2, 4, 24, 32)
+    with torch.no_grad():
+        reference, _ = unet(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, features = unet(x)
+    assert out.dtype == features.dtype == torch.float32
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)

@@ -121,8 +121,8 @@ def test_bf16_precision_policy_emulated_on_cpu(monkeypatch):
     """
     from genre.models import prompt_unet
 
-    def cpu_autocast(self, device):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+    def cpu_autocast(self, device, enabled=True):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and self.bf16)
 
     monkeypatch.setattr(prompt_unet.PromptUnet, "_autocast", cpu_autocast)
     torch.manual_seed(0)

@@ -155,11 +155,12 @@ class PromptUnet(nn.Module):
         )
         self.conv_last = _conv(c.n_feat0, out_chans, 5)
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        # Switched explicitly on or off, so that a caller's autocast cannot override the config.
+    def _autocast(self, device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+        """bf16 autocast where the config asks for it (CUDA only); ``enabled=False`` forces float32."""
+        # Switched explicitly on or off, so that a caller's autocast cannot override the policy.
         if device.type not in ("cpu", "cuda"):
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16 and device.type == "cuda")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and self.bf16 and device.type == "cuda")
 
     def forward(self, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
@@ -177,7 +178,8 @@ class PromptUnet(nn.Module):
         # first so that the full-resolution residual stream and its skip are float32 sums, the
         # last because its output is the image update itself. Rounding either to bf16 made the
         # fast path's error four times larger (docs/benchmarks.md, "bf16 precision policy").
-        y = self.feat_extract(x)
+        with self._autocast(x.device, enabled=False):
+            y = self.feat_extract(x)
         with self._autocast(x.device):
             skips = []
             for down, skip in zip(self.encoder, self.skips):
@@ -187,6 +189,8 @@ class PromptUnet(nn.Module):
             for i in reversed(range(self.depth)):
                 y = self.decoder[i](y, self.prompts[i](y), skips[i])
             features = y[..., top : top + h, left : left + w].float()
-        if carry is not None:
-            features = features + carry
-        return self.conv_last(features) * std + mean, features
+        with self._autocast(x.device, enabled=False):
+            if carry is not None:
+                features = features + carry
+            out = self.conv_last(features)
+        return out * std + mean, features
