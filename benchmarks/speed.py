@@ -77,7 +77,8 @@ class Settings:
     only: tuple[str, ...] = ()  # substrings of the inference paths to run; empty: all
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
+    """``KYxKX`` -> ``(ky, kx)``, for argparse."""
     try:
         ny, nx = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -148,7 +149,7 @@ def settings_for(args: argparse.Namespace, device: torch.device) -> Settings:
                          f"the paths are: {'; '.join(names)}")
     return Settings(
         presets=chosen,
-        sizes=tuple(_size(s) for s in (args.sizes or sizes).split(",")),
+        sizes=tuple(parse_size(s) for s in (args.sizes or sizes).split(",")),
         coils=args.coils or coils,
         frames=args.frames or frames,
         repeats=args.repeats or repeats,

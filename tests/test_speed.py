@@ -121,10 +121,7 @@ def test_bf16_precision_policy_emulated_on_cpu(monkeypatch):
     """
     from genre.models import prompt_unet
 
-    def cpu_autocast(self, device, enabled=True):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and self.bf16)
-
-    monkeypatch.setattr(prompt_unet.PromptUnet, "_autocast", cpu_autocast)
+    monkeypatch.setattr(prompt_unet, "BF16_DEVICE_TYPES", ("cuda", "cpu"))
     torch.manual_seed(0)
     config = preset("paper")
     reference = Generator(replace(config, bf16=False))

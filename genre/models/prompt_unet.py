@@ -19,6 +19,11 @@ from torch import nn
 
 from genre.models.config import PromptUnetConfig
 
+#: Device types on which a ``bf16`` U-Net runs its inner convolutions under bf16 autocast. CUDA
+#: only: CPUs keep float32 (docs/benchmarks.md, "bf16 on the CPU"); tools that emulate the CUDA
+#: precision on a CPU (``benchmarks.memory``, a test) add ``"cpu"``.
+BF16_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
+
 
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
     """Complex ``(batch, n, h, w)`` -> real ``(batch, 2n, h, w)``, channels ``[re_0, im_0, re_1, im_1, ...]``."""
@@ -156,11 +161,12 @@ class PromptUnet(nn.Module):
         self.conv_last = _conv(c.n_feat0, out_chans, 5)
 
     def _autocast(self, device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-        """bf16 autocast where the config asks for it (CUDA only); ``enabled=False`` forces float32."""
+        """bf16 autocast where the config asks for it (on :data:`BF16_DEVICE_TYPES`); ``enabled=False`` forces float32."""
         # Switched explicitly on or off, so that a caller's autocast cannot override the policy.
         if device.type not in ("cpu", "cuda"):
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and self.bf16 and device.type == "cuda")
+        bf16 = enabled and self.bf16 and device.type in BF16_DEVICE_TYPES
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def forward(self, x: torch.Tensor, carry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
