@@ -93,16 +93,20 @@ class Cascade(nn.Module):
         state: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         image = complex_to_channels(reduce_fft_order(kspace, sens))
-        dc = self.eta * mask * (kspace - measured)
+        # kspace - eta * mask * (kspace - measured), with eta applied to the small mask and the
+        # product fused: two passes over the coil-sized k-space instead of four (identical for
+        # 0/1 masks; docs/benchmarks.md). The in-place step below is on addcmul's own output,
+        # which its backward does not need.
+        consistent = torch.addcmul(kspace, self.eta * mask, measured - kspace)
         if self.literal:
             out, features = self.apu(image)
             update = channels_to_complex(out)
             if state is not None:
                 update = update + state
             # Paper line 11: the (summed) APU image is added, not subtracted.
-            return kspace - dc + expand_fft_order(update, sens), features, update if self.residual else None
+            return consistent.add_(expand_fft_order(update, sens)), features, update if self.residual else None
         out, features = self.apu(image, carry=state)
-        return kspace - dc - expand_fft_order(channels_to_complex(out), sens), features, features if self.residual else None
+        return consistent.sub_(expand_fft_order(channels_to_complex(out), sens)), features, features if self.residual else None
 
 
 class Generator(nn.Module):
