@@ -42,10 +42,12 @@ class GenreReconstructor:
     """The trained generator applied to every (target frame, slice) of a series.
 
     Target frames are batched (``max_batch`` at a time; halved and retried on a CUDA
-    out-of-memory error). Only one batch of adjacent inputs is on the device at a time, and each
-    of its distinct frames crosses to the device once (a batch of 8 cine targets needs the 12
-    frames of its slice, not 40 copies). On CUDA the next batch is gathered and sent while the
-    previous one computes, and the model's CNNs use bf16 autocast when its config says so (the
+    out-of-memory error). The input (one slice as ``genre predict`` calls it, or a single-frame
+    volume) crosses to the device once, and each batch gathers its adjacent frames there: no
+    host work per batch beyond a few index lists, which matters where the network is fast (the
+    small preset on a GPU; docs/benchmarks.md). Only one batch of adjacent inputs exists at a
+    time. On CUDA the next batch is queued while the previous one computes, and the model's CNNs
+    use bf16 autocast when its config says so (the
     default), with the FFTs and data consistency in complex64. ``channels_last`` stores the
     convolution weights, and thereby every activation, channels-last: the layout of cuDNN's
     fastest bf16 kernels, and on the CPU faster as well (docs/benchmarks.md); the arithmetic is
@@ -78,13 +80,14 @@ class GenreReconstructor:
             raise ValueError(f"neighbouring slices stand in for frames only in single-frame series, got {frames} frames")
         targets = [(f, s) for s in range(slices) for f in range(frames)]
         out = torch.empty(frames, slices, ny, nx, dtype=torch.float32)
+        device_kspace = self._to_device(kspace.to(torch.complex64))
         device_mask = self._to_device(mask.to(torch.float32))
         pending = None  # (targets, images, copied) of the batch launched last
         batch, start = self.max_batch, 0
         while start < len(targets):
             chunk = targets[start : start + batch]
             try:
-                launched = self._launch(kspace, device_mask, chunk, mode)
+                launched = self._launch(device_kspace, device_mask, chunk, mode)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -95,8 +98,8 @@ class GenreReconstructor:
                 torch.cuda.empty_cache()
                 logger.warning("CUDA out of memory: retrying with %d target frames per batch", batch)
                 continue
-            # The previous batch is stored only now, so that on CUDA this batch was gathered
-            # and sent while that one computed.
+            # The previous batch is stored only now, so that on CUDA this batch was queued
+            # while that one computed.
             if pending is not None:
                 _store(out, *pending)
             pending = (chunk, *launched)
@@ -110,9 +113,9 @@ class GenreReconstructor:
     ) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         """RSS images ``(len(chunk), ky, kx)`` float32 on the host for the (frame, slice) targets in ``chunk``.
 
-        ``kspace`` is the caller's host tensor, ``mask`` ``(frames, ky, kx)`` already on the
-        device. On CUDA the work is only queued: the images are valid once the returned event
-        has completed (``None`` on other devices).
+        ``kspace`` complex64 ``(frames, slices, coils, ky, kx)`` and ``mask`` ``(frames, ky, kx)``
+        are on the device. On CUDA the work is only queued: the images are valid once the
+        returned event has completed (``None`` on other devices).
         """
         adj = self.model.config.adjacent
         frames, slices = kspace.shape[:2]
@@ -122,12 +125,9 @@ class GenreReconstructor:
                 rows.append([(0, z) for z in adjacent_indices(slices, s, adj, mode)])
             else:
                 rows.append([(t, s) for t in adjacent_indices(frames, f, adj, mode)])
-        distinct = list(dict.fromkeys(pair for row in rows for pair in row))
-        position = {pair: i for i, pair in enumerate(distinct)}
-        source = self._to_device(kspace[[f for f, _ in distinct], [s for _, s in distinct]].to(torch.complex64))
-        k = source[self._to_device(torch.tensor([[position[pair] for pair in row] for row in rows]))]
-        m = mask[self._to_device(torch.tensor([[f for f, _ in row] for row in rows]))]
-        del source  # the gathered batch is all the forward needs
+        index = self._to_device(torch.tensor(rows))  # (batch, adj, 2): frame, slice
+        k = kspace[index[..., 0], index[..., 1]]  # (batch, adj, coils, ky, kx), a copy
+        m = mask[index[..., 0]]
         scale = input_scale(k[:, adj // 2])
         k /= scale.view(-1, 1, 1, 1, 1)  # in place: k is this batch's own copy
         with torch.no_grad():
