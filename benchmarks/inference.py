@@ -65,6 +65,9 @@ def variants(device: torch.device, compile_variants: bool = True) -> list[tuple[
         # The reconstructor's defaults: what `genre predict` runs; batch 0 stands for its default.
         (Variant("end to end: final (predict default)", bf16=True, channels_last=True, batch=0, end_to_end=True), None),
         (Variant("end to end: predict --max-batch 1", bf16=True, channels_last=True, batch=1, end_to_end=True), None),
+        # A 12-frame slice in one call rather than 8 + 4: whether the half batch costs more
+        # than the larger batch's memory is for the GPU table to say.
+        (Variant("end to end: predict --max-batch 12", bf16=True, channels_last=True, batch=12, end_to_end=True), None),
     ]
     return rows
 

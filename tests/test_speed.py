@@ -74,10 +74,10 @@ def test_parts_and_only_pick_rows_and_the_report_is_saved_after_each_row():
 
     paths = [row["path"] for row in report["inference"]]
     assert paths == ["fp32 batch 1", "end to end: plain (fp32, batch 1)", "end to end: final (predict default)",
-                     "end to end: predict --max-batch 1"]
+                     "end to end: predict --max-batch 1", "end to end: predict --max-batch 12"]
     assert report["training"] == [] and len(report["loading"]) == 1
     # Saved with each new row, so a run stopped by a time limit keeps every row it finished.
-    assert set(range(1, 6)) <= set(saved) and saved == sorted(saved)
+    assert set(range(1, 7)) <= set(saved) and saved == sorted(saved)
 
     with pytest.raises(ValueError, match="no inference path contains 'bf32'"):
         speed.settings_for(speed.parse_args(["--quick", "--only", "bf32"]), torch.device("cpu"))
