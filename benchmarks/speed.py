@@ -190,6 +190,19 @@ def _effective_batch(variant: Variant, frames: int) -> float:
     return frames / math.ceil(frames / batch)
 
 
+def _attempt(row: dict[str, Any], label: str, device, save: Callable[[], None], measure: Callable[[], Any]) -> Any:
+    """``measure()``, or ``None`` with the failure written into ``row["note"]``; the device's memory released and the report saved either way."""
+    try:
+        return measure()
+    except Exception as exc:  # noqa: BLE001 - a failing path (OOM, a compiler error) is a result, not the end of the run
+        row["note"] = _error(exc)
+        _log(f"{label}: failed ({row['note']})")
+        return None
+    finally:
+        release(device)
+        save()
+
+
 def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, settings: Settings, device,
                     rows: list[dict], save: Callable[[], None]) -> None:
     """Append one row per inference path to ``rows``, calling ``save`` after each."""
@@ -207,17 +220,13 @@ def _inference_rows(name: str, size, work: Work, rates: DeviceRates, state, sett
         rows.append(row)
         if skipped:
             continue
-        try:
-            timing, slice_frames = time_variant(
-                variant, config, state, device, settings.coils, size, settings.frames, settings.repeats
-            )
-        except Exception as exc:  # noqa: BLE001 - one failing path (OOM, a compiler error) must not end the run
-            row["note"] = _error(exc)
-            _log(f"[{name} {row['size']}] {variant.name}: failed ({row['note']})")
+        measured = _attempt(
+            row, f"[{name} {row['size']}] {variant.name}", device, save,
+            lambda: time_variant(variant, config, state, device, settings.coils, size, settings.frames, settings.repeats),
+        )
+        if measured is None:
             continue
-        finally:
-            release(device)
-            save()
+        timing, slice_frames = measured
         floor = work.floor_s(rates, row["bf16"], _effective_batch(variant, settings.frames))
         per_frame = timing.median_s / slice_frames
         row.update(
@@ -242,16 +251,13 @@ def _training_rows(name: str, size, state, settings: Settings, device, rows: lis
         row: dict[str, Any] = {"preset": name, "size": f"{size[0]}x{size[1]}", "step": label, "batch": 1,
                                "s_per_step": None, "min_s_per_step": None, "peak_mib": None, "note": None}
         rows.append(row)
-        try:
-            timing = time_training(preset(name), state, device, settings.coils, size, checkpointing, channels_last,
-                                   settings.repeats)
-        except Exception as exc:  # noqa: BLE001 - an OOM without checkpointing is a result, not the end of the run
-            row["note"] = _error(exc)
-            _log(f"[{name} {row['size']}] training {label}: failed ({row['note']})")
+        timing = _attempt(
+            row, f"[{name} {row['size']}] training {label}", device, save,
+            lambda: time_training(preset(name), state, device, settings.coils, size, checkpointing, channels_last,
+                                  settings.repeats),
+        )
+        if timing is None:
             continue
-        finally:
-            release(device)
-            save()
         row.update(s_per_step=timing.median_s, min_s_per_step=timing.min_s,
                    peak_mib=None if timing.peak_bytes is None else timing.peak_bytes / _MIB)
         save()

@@ -32,6 +32,16 @@ def _relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:
     return float((result - reference).norm() / reference.norm())
 
 
+def _paper_fp32_and_bf16() -> tuple[Generator, Generator]:
+    """The paper preset with random weights (seed 0), float32 and with the bf16 policy, sharing the weights."""
+    torch.manual_seed(0)
+    config = preset("paper")
+    reference = Generator(replace(config, bf16=False))
+    fast = Generator(replace(config, bf16=True))
+    fast.load_state_dict(reference.state_dict())
+    return reference, fast
+
+
 def test_quick_benchmark_writes_the_report(tmp_path):
     out = tmp_path / "speed.json"
     command = [sys.executable, "-m", "benchmarks.speed", "--quick", "--device", "cpu", "--presets", "tiny", "--json", str(out)]
@@ -85,6 +95,19 @@ def test_parts_and_only_pick_rows_and_the_report_is_saved_after_each_row():
         speed.settings_for(speed.parse_args(["--quick", "--parts", "inference,io"]), torch.device("cpu"))
 
 
+def test_a_failing_measurement_becomes_a_note_and_the_report_is_still_saved():
+    from benchmarks import speed
+
+    row, saved = {"note": None}, []
+
+    def out_of_memory():
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    assert speed._attempt(row, "[paper 162x448] training", torch.device("cpu"), lambda: saved.append(1), out_of_memory) is None
+    assert row["note"] == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" and saved == [1]
+    assert speed._attempt({}, "ok", torch.device("cpu"), lambda: None, lambda: 42) == 42
+
+
 def test_channels_last_and_batching_match_the_plain_path_on_cpu():
     """What the CPU path enables (channels-last weights, 8 target frames per call) changes the rounding only."""
     torch.manual_seed(0)
@@ -100,11 +123,7 @@ def test_channels_last_and_batching_match_the_plain_path_on_cpu():
 @pytest.mark.gpu
 def test_fast_path_matches_fp32_on_cuda_at_real_size():
     """bf16 autocast + channels-last + batches of 8 against fp32, NCHW, batch 1: the paper preset, 10 coils, 162 x 448."""
-    torch.manual_seed(0)
-    config = preset("paper")
-    reference = Generator(replace(config, bf16=False))
-    fast = Generator(replace(config, bf16=True))
-    fast.load_state_dict(reference.state_dict())
+    reference, fast = _paper_fp32_and_bf16()
     kspace, mask = _slice(frames=12, coils=10, ny=162, nx=448)
     info = SeriesInfo(stem="cine_sax", frames=12)
     expected = GenreReconstructor(reference, "cuda", max_batch=1, channels_last=False).reconstruct(kspace, mask, info)
@@ -122,11 +141,7 @@ def test_bf16_precision_policy_emulated_on_cpu(monkeypatch):
     from genre.models import prompt_unet
 
     monkeypatch.setattr(prompt_unet, "BF16_DEVICE_TYPES", ("cuda", "cpu"))
-    torch.manual_seed(0)
-    config = preset("paper")
-    reference = Generator(replace(config, bf16=False))
-    fast = Generator(replace(config, bf16=True))
-    fast.load_state_dict(reference.state_dict())
+    reference, fast = _paper_fp32_and_bf16()
     kspace, mask = _slice(frames=5, coils=10, ny=64, nx=128)
     info = SeriesInfo(stem="cine_sax", frames=5)
     expected = GenreReconstructor(reference, "cpu", max_batch=5).reconstruct(kspace, mask, info)
