@@ -1,11 +1,13 @@
 """Data-loading throughput: slices per second read from a MATLAB v7.3 k-space file through MatArray.
 
-The file is written by :func:`genre.data.matio.write_mat73` (contiguous HDF5, no compression,
-as the synthetic trees are) at the benchmark size, ``(frames, slices, coils, ky, kx)`` complex64
-in h5py order, and read back one slice at a time as ``genre predict`` reads it: a strided read
-of every frame of one slice, converted to complex64. The file was just written, so it is read
-from the page cache: this measures decoding and copying, not the disk. The organizers' files,
-saved by MATLAB, may be chunked and compressed and then read slower.
+The file holds random k-space at the benchmark size, ``(frames, slices, coils, ky, kx)``
+complex64 in h5py order, in one of two layouts: ``contiguous`` (no compression, as
+:func:`genre.data.matio.write_mat73` writes the synthetic trees) or ``gzip`` (deflate level 3
+in chunks of one coil's images over all frames and slices: MATLAB compresses v7.3 files by
+default, its chunk shapes are not known here, and this one spans slices, the case the reader's
+chunk cache is for). It is read back one slice at a time as ``genre predict`` reads it: every
+frame of one slice, converted to complex64. The file was just written, so it is read from the
+page cache: this measures decompression, decoding and copying, not the disk.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -25,6 +28,7 @@ from genre.data.matio import MatArray, write_mat73
 class LoadingRate:
     """Read rate of one file; ``seconds_per_slice`` is the median over ``repeats`` full passes."""
 
+    layout: str
     frames: int
     slices: int
     coils: int
@@ -42,14 +46,30 @@ class LoadingRate:
         return self.frames / self.seconds_per_slice
 
 
-def time_loading(frames: int, slices: int, coils: int, size: tuple[int, int], repeats: int) -> LoadingRate:
-    """Write a random k-space file of this shape to a temporary folder and time reading it slice by slice."""
+#: The file layouts :func:`time_loading` writes; see the module docstring.
+LAYOUTS = ("contiguous", "gzip")
+
+
+def time_loading(
+    frames: int, slices: int, coils: int, size: tuple[int, int], repeats: int, layout: str = "contiguous"
+) -> LoadingRate:
+    """Write a random k-space file of this shape and ``layout`` to a temporary folder and time reading it slice by slice."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     rng = np.random.default_rng(0)
     shape = (frames, slices, coils, *size)
     kspace = (rng.standard_normal(shape, np.float32) + 1j * rng.standard_normal(shape, np.float32)).astype(np.complex64)
     with tempfile.TemporaryDirectory(prefix="genre-speed-") as folder:
         path = Path(folder) / "kus.mat"
-        write_mat73(path, {"kus": kspace})
+        if layout == "contiguous":
+            write_mat73(path, {"kus": kspace})
+        else:
+            compound = np.empty(shape, dtype=[("real", "f4"), ("imag", "f4")])
+            compound["real"], compound["imag"] = kspace.real, kspace.imag
+            with h5py.File(path, "w") as handle:
+                handle.create_dataset("kus", data=compound, chunks=(frames, slices, 1, *size), compression="gzip",
+                                      compression_opts=3)
+            del compound
         del kspace
 
         def read_every_slice() -> None:
@@ -59,4 +79,4 @@ def time_loading(frames: int, slices: int, coils: int, size: tuple[int, int], re
 
         timing = time_call(read_every_slice, torch.device("cpu"), repeats)
         file_bytes = path.stat().st_size
-    return LoadingRate(frames, slices, coils, size, file_bytes, timing.median_s / slices, repeats)
+    return LoadingRate(layout, frames, slices, coils, size, file_bytes, timing.median_s / slices, repeats)

@@ -31,6 +31,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -47,7 +48,7 @@ import torch
 
 from benchmarks.floor import DeviceRates, Work, count_work, measure_rates
 from benchmarks.inference import Variant, time_variant, variants
-from benchmarks.loading import time_loading
+from benchmarks.loading import LAYOUTS, time_loading
 from benchmarks.timing import release
 from benchmarks.training import time_training
 from genre.allocator import keep_freed_memory
@@ -296,13 +297,13 @@ def run(settings: Settings, device: torch.device, report: dict[str, Any], save: 
         release(device)
     if "loading" not in settings.parts:
         return
-    for size in settings.sizes:
-        _log(f"[{size[0]}x{size[1]}] reading a MATLAB v7.3 file slice by slice")
-        rate = time_loading(settings.frames, settings.loading_slices, settings.coils, size, settings.repeats)
+    for size, layout in itertools.product(settings.sizes, LAYOUTS):
+        _log(f"[{size[0]}x{size[1]}] reading a MATLAB v7.3 file ({layout}) slice by slice")
+        rate = time_loading(settings.frames, settings.loading_slices, settings.coils, size, settings.repeats, layout)
         label = f"{size[0]}x{size[1]}"
         consumers = {s["preset"]: s["final_ms"] for s in report["summary"] if s["size"] == label and s["final_ms"]}
         report["loading"].append({
-            "size": label, "frames": rate.frames, "slices": rate.slices, "coils": rate.coils,
+            "size": label, "layout": layout, "frames": rate.frames, "slices": rate.slices, "coils": rate.coils,
             "file_mib": rate.file_bytes / _MIB, "slices_per_s": rate.slices_per_s,
             "slice_frames_per_s": rate.slice_frames_per_s,
             # Reading time over compute time per slice-frame, per preset's final path: above 1
@@ -370,8 +371,8 @@ def format_report(report: dict[str, Any]) -> str:
         ),
         "",
         _table(
-            ["size", "file MiB", "slices / s", "slice-frames / s", "read / compute time (final path)"],
-            [[r["size"], r["file_mib"], r["slices_per_s"], r["slice_frames_per_s"],
+            ["size", "layout", "file MiB", "slices / s", "slice-frames / s", "read / compute time (final path)"],
+            [[r["size"], r["layout"], r["file_mib"], r["slices_per_s"], r["slice_frames_per_s"],
               ", ".join(f"{p} {v:.3f}" for p, v in r["read_over_compute"].items()) or "-"] for r in report["loading"]],
         ),
         "",

@@ -64,8 +64,9 @@ def test_quick_benchmark_writes_the_report(tmp_path):
     assert rows["bf16 channels-last batch 8 + CUDA graphs"]["note"] == "n/a on CPU"
     assert [r["step"] for r in report["training"]] == ["fp32, checkpointing off", "fp32, checkpointing on"]
     assert all(r["s_per_step"] > 0 for r in report["training"])
-    (loading,) = report["loading"]
-    assert loading["slices_per_s"] > 0 and loading["read_over_compute"]["tiny"] > 0
+    assert [row["layout"] for row in report["loading"]] == ["contiguous", "gzip"]
+    for loading in report["loading"]:
+        assert loading["slices_per_s"] > 0 and loading["read_over_compute"]["tiny"] > 0
     assert report["summary"][0]["speedup_final_over_plain"] > 0
 
     # The tables come last on stdout.
@@ -85,9 +86,9 @@ def test_parts_and_only_pick_rows_and_the_report_is_saved_after_each_row():
     paths = [row["path"] for row in report["inference"]]
     assert paths == ["fp32 batch 1", "end to end: plain (fp32, batch 1)", "end to end: final (predict default)",
                      "end to end: predict --max-batch 1", "end to end: predict --max-batch 12"]
-    assert report["training"] == [] and len(report["loading"]) == 1
+    assert report["training"] == [] and len(report["loading"]) == 2
     # Saved with each new row, so a run stopped by a time limit keeps every row it finished.
-    assert set(range(1, 7)) <= set(saved) and saved == sorted(saved)
+    assert set(range(1, 8)) <= set(saved) and saved == sorted(saved)
 
     with pytest.raises(ValueError, match="no inference path contains 'bf32'"):
         speed.settings_for(speed.parse_args(["--quick", "--only", "bf32"]), torch.device("cpu"))

@@ -26,6 +26,11 @@ import numpy as np
 import scipy.io
 
 _MATLAB_INTERNAL = ("#refs#", "#subsystem#")
+#: Chunk cache of a chunked variable (MATLAB v7.3 compresses, hence chunks, by default): the
+#: whole variable up to this size. With HDF5's default of 1 MiB, chunks that span slices are
+#: decompressed again for every slice read: 10x slower on a 10-slice cine file
+#: (docs/benchmarks.md, "Reading compressed v7.3 files"). The cache fills only with what is read.
+CHUNK_CACHE_BYTES = 1 << 30
 _CLASS_OF_DTYPE = {np.dtype("float32"): "single", np.dtype("float64"): "double", np.dtype("uint8"): "uint8"}
 
 
@@ -83,6 +88,12 @@ class MatArray:
         data = self._file[name]
         if not isinstance(data, h5py.Dataset):
             raise MatFileError(self.path, f"variable {name!r} is a MATLAB struct or cell, not an array")
+        if data.chunks is not None:
+            access = _chunk_cache(data)
+            # HDF5 shares one cache among the open handles of a dataset, set by the first: close
+            # this one before opening the dataset again with the cache wanted.
+            data.id.close()
+            data = h5py.Dataset(h5py.h5d.open(self._file.id, name.encode(), dapl=access))
         return name, data
 
     def _open_scipy(self, names: Sequence[str]):
@@ -142,6 +153,17 @@ class MatArray:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _chunk_cache(data: h5py.Dataset) -> h5py.h5p.PropDAID:
+    """Dataset access properties with a chunk cache of the whole of ``data``, up to :data:`CHUNK_CACHE_BYTES`."""
+    itemsize = data.dtype.itemsize
+    nbytes = min(data.size * itemsize, CHUNK_CACHE_BYTES)
+    chunks_cached = max(1, nbytes // (int(np.prod(data.chunks)) * itemsize))
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    # HDF5 advises about 100 hash slots per chunk the cache holds.
+    access.set_chunk_cache(max(521, 100 * chunks_cached), nbytes, 0.75)
+    return access
 
 
 @contextlib.contextmanager
