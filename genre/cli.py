@@ -10,7 +10,7 @@ import sys
 from genre.allocator import keep_freed_memory
 
 # Imported lazily so that `genre synth --help` does not pay for building models.
-COMMANDS = ("synth", "predict", "evaluate", "compare", "demo", "validate_submission", "model_info", "train")
+COMMANDS = ("synth", "predict", "evaluate", "compare", "demo", "validate_submission", "model_info", "train", "repack")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

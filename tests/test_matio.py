@@ -135,3 +135,67 @@ def test_compressed_chunks_are_cached_whole_so_slice_reads_decompress_each_chunk
     write_mat73(contiguous, {"kspace": values})
     with MatArray(contiguous, ["kspace"]) as data:  # nothing to cache: left as h5py opens it
         assert data._data.chunks is None
+
+
+def _compressed_kspace_file(path, values):
+    """A MATLAB-like v7.3 file: 512-byte header, gzip-chunked compound k-space, MATLAB_class, a #refs# group."""
+    compound = np.empty(values.shape, dtype=[("real", "f4"), ("imag", "f4")])
+    compound["real"], compound["imag"] = values.real, values.imag
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        dset = handle.create_dataset("kspace", data=compound, chunks=(values.shape[0], values.shape[1], 1, *values.shape[3:]),
+                                     compression="gzip")
+        dset.attrs["MATLAB_class"] = np.bytes_("single")
+        handle.create_group("#refs#").create_dataset("a", data=np.zeros(2))
+    with open(path, "r+b") as raw:
+        raw.write(b"MATLAB 7.3 MAT-file, written by a test".ljust(128, b" "))
+
+
+def test_repack_makes_variables_contiguous_and_keeps_values_attributes_and_header(tmp_path):
+    from genre.data.matio import is_chunked_mat73, repack_mat73
+
+    rng = np.random.default_rng(1)
+    values = (rng.standard_normal((3, 2, 2, 20, 24)) + 1j * rng.standard_normal((3, 2, 2, 20, 24))).astype(np.complex64)
+    source = tmp_path / "in" / "cine_sax.mat"
+    source.parent.mkdir()
+    _compressed_kspace_file(source, values)
+    assert is_chunked_mat73(source)
+
+    target = tmp_path / "out" / "cine_sax.mat"
+    repack_mat73(source, target)
+    assert not is_chunked_mat73(target)
+    assert target.read_bytes()[:38] == b"MATLAB 7.3 MAT-file, written by a test"
+    with h5py.File(target, "r") as handle:
+        assert handle["kspace"].compression is None and handle["kspace"].attrs["MATLAB_class"] == b"single"
+        assert "#refs#" in handle
+    with MatArray(target, ["kspace"]) as data:
+        assert np.array_equal(data.complex64(), values)
+
+    repack_mat73(source, source)  # in place
+    assert not is_chunked_mat73(source)
+    with MatArray(source, ["kspace"]) as data:
+        assert np.array_equal(data.complex64(), values)
+
+
+def test_repack_command_rewrites_copies_keeps_and_reports_failures(tmp_path, caplog):
+    from genre.cli import main
+    from genre.data.matio import is_chunked_mat73
+
+    values = np.ones((2, 1, 2, 8, 8), np.complex64)
+    tree = tmp_path / "tree" / "Center001"
+    tree.mkdir(parents=True)
+    _compressed_kspace_file(tree / "compressed.mat", values)
+    write_mat73(tree / "contiguous.mat", {"kspace": values})
+    (tree / "broken.mat").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # an HDF5 signature, then nothing
+
+    out = tmp_path / "out"
+    assert main(["repack", "--input", str(tmp_path / "tree"), "--output", str(out)]) == 1
+    assert not is_chunked_mat73(out / "Center001" / "compressed.mat")
+    assert (out / "Center001" / "contiguous.mat").read_bytes() == (tree / "contiguous.mat").read_bytes()
+    assert not (out / "Center001" / "broken.mat").exists()
+    assert any("broken.mat" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert not list(out.rglob(".*"))  # no temporary file left behind
+
+    (tree / "broken.mat").unlink()
+    assert main(["repack", "--input", str(tmp_path / "tree"), "--in-place"]) == 0
+    assert not is_chunked_mat73(tree / "compressed.mat")
+    assert main(["repack", "--input", str(tmp_path / "tree"), "--output", str(tmp_path / "tree" / "sub")]) == 2

@@ -202,6 +202,43 @@ def write_img4ranking(path: os.PathLike | str, image: np.ndarray) -> None:
         scipy.io.savemat(handle, {"img4ranking": image}, format="5", do_compression=False)
 
 
+def is_chunked_mat73(path: os.PathLike | str) -> bool:
+    """Whether ``path`` is a MATLAB v7.3 (HDF5) file with a chunked top-level variable (MATLAB's compressed default)."""
+    path = Path(path)
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r") as handle:
+            return any(isinstance(obj, h5py.Dataset) and obj.chunks is not None for obj in handle.values())
+    except (OSError, RuntimeError) as exc:
+        raise MatFileError(path, f"unreadable HDF5/MAT v7.3 file ({exc})") from None
+
+
+def repack_mat73(source: os.PathLike | str, target: os.PathLike | str) -> None:
+    """Rewrite the v7.3 file ``source`` as ``target`` with every top-level variable contiguous and uncompressed.
+
+    Values, dtypes (complex compounds included), attributes (``MATLAB_class``), MATLAB's groups
+    (``#refs#``) and the 512-byte MATLAB header are kept; only the storage layout changes, so
+    a slice of the variable reads without inflating anything else. Written atomically;
+    ``source`` and ``target`` may be the same file.
+    """
+    source = Path(source)
+    try:
+        with h5py.File(source, "r") as src, atomic_path(target) as tmp:
+            with h5py.File(tmp, "w", userblock_size=max(src.userblock_size, 512)) as dst:
+                for name, obj in src.items():
+                    if isinstance(obj, h5py.Dataset):
+                        copy = dst.create_dataset(name, data=obj[()])
+                        copy.attrs.update(obj.attrs)
+                    else:
+                        src.copy(obj, dst, name=name)
+                dst.attrs.update(src.attrs)
+            with open(source, "rb") as raw_in, open(tmp, "r+b") as raw_out:
+                raw_out.write(raw_in.read(src.userblock_size) if src.userblock_size else _userblock_header())
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise MatFileError(source, f"cannot repack ({exc})") from None
+
+
 def _userblock_header() -> bytes:
     text = f"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: {time.strftime('%a %b %d %H:%M:%S %Y')} HDF5 schema 1.00 ."
     # 116 bytes of text, 8 bytes of subsystem offset, version 0x0200, endian indicator "IM".
