@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,29 @@ def test_unreadable_files_are_skipped_with_a_warning(tree, tmp_path, caplog):
         scanned = scan_files(find_training_cases(tmp_path) + cases[:1])
     assert len(scanned) == 1
     assert any(str(bad) in r.getMessage() for r in caplog.records)
+
+
+def test_compressed_kspace_files_are_reported_once_with_the_remedy(tree, tmp_path, caplog):
+    import h5py
+
+    cases = find_training_cases(tree)[:3]
+    with h5py.File(cases[0].kspace_path, "r") as source:
+        name = next(k for k in source if not k.startswith("#"))
+        values = source[name][()]
+    compressed = tmp_path / "cine_sax.mat"
+    with h5py.File(compressed, "w") as handle:
+        handle.create_dataset(name, data=values, chunks=True, compression="gzip")
+    moved = [replace(cases[0], kspace_path=compressed), *cases[1:]]
+    with caplog.at_level(logging.WARNING):
+        scanned = scan_files(moved)
+    assert len(scanned) == 3
+    (warning,) = [r.getMessage() for r in caplog.records if "compressed" in r.getMessage()]
+    assert warning.startswith("1 of 3 k-space files are compressed") and "genre repack" in warning
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        scan_files(cases)
+    assert not [r for r in caplog.records if "compressed" in r.getMessage()]
 
 
 def test_curriculum_schedule():

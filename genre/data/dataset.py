@@ -86,12 +86,18 @@ class SeriesFile:
 
 
 def scan_files(cases: Sequence[TrainingCase]) -> list[SeriesFile]:
-    """Read the headers of every case's k-space and masks; unusable files are skipped with a warning."""
+    """Read the headers of every case's k-space and masks; unusable files are skipped with a warning.
+
+    Compressed (chunked) k-space files are counted and reported once: every training sample
+    inflates the chunks it touches, up to most of a file (``genre repack`` rewrites them).
+    """
     files = []
+    chunked = 0
     for case in cases:
         try:
             with MatArray(case.kspace_path, KSPACE_NAMES) as data:
                 shape = kspace_layout(case.stem, data.shape)
+                chunked += data.chunked
         except (MatFileError, ValueError) as exc:
             log.warning("skipped %s", exc if isinstance(exc, MatFileError) else f"{case.kspace_path}: {exc}")
             continue
@@ -105,6 +111,11 @@ def scan_files(cases: Sequence[TrainingCase]) -> list[SeriesFile]:
                 continue
             masks.append((pattern, acceleration, path))
         files.append(SeriesFile(case, shape, tuple(masks)))
+    if chunked:
+        log.warning(
+            "%d of %d k-space files are compressed MATLAB v7.3 (chunked): each training sample inflates the chunks "
+            "it touches, which can be most of a file; `genre repack --input TREE --output COPY` rewrites them "
+            "contiguous (docs/benchmarks.md, \"Reading compressed v7.3 files\")", chunked, len(files))
     return files
 
 

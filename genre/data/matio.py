@@ -122,6 +122,11 @@ class MatArray:
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def chunked(self) -> bool:
+        """Whether the variable is stored in chunks (an HDF5 file MATLAB compressed, the v7.3 default)."""
+        return isinstance(self._data, h5py.Dataset) and self._data.chunks is not None
+
     def read(self, index=()) -> np.ndarray:
         """Raw values at ``index`` (a numpy-style index in h5py order)."""
         try:
