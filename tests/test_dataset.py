@@ -22,7 +22,7 @@ from genre.data.dataset import (
     scan_files,
     split_cases,
 )
-from genre.data.matio import MatArray
+from genre.data.matio import MatArray, write_mat73
 from genre.data.synthetic import SynthConfig, make_tree
 from genre.kspace import acs_block, rss_from_kspace
 from genre.series import adjacent_indices
@@ -167,15 +167,11 @@ def test_unreadable_files_are_skipped_with_a_warning(tree, tmp_path, caplog):
 
 
 def test_compressed_kspace_files_are_reported_once_with_the_remedy(tree, tmp_path, caplog):
-    import h5py
-
     cases = find_training_cases(tree)[:3]
-    with h5py.File(cases[0].kspace_path, "r") as source:
-        name = next(k for k in source if not k.startswith("#"))
-        values = source[name][()]
+    with MatArray(cases[0].kspace_path) as source:
+        name, values = source.name, source.complex64()
     compressed = tmp_path / "cine_sax.mat"
-    with h5py.File(compressed, "w") as handle:
-        handle.create_dataset(name, data=values, chunks=True, compression="gzip")
+    write_mat73(compressed, {name: values}, chunks=True, compression="gzip")
     moved = [replace(cases[0], kspace_path=compressed), *cases[1:]]
     with caplog.at_level(logging.WARNING):
         scanned = scan_files(moved)

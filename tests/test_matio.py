@@ -116,15 +116,12 @@ def test_compressed_chunks_are_cached_whole_so_slice_reads_decompress_each_chunk
     rng = np.random.default_rng(0)
     shape = (4, 3, 2, 40, 48)  # (nt, nz, nc, ny, nx)
     values = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
-    compound = np.empty(shape, dtype=[("real", "f4"), ("imag", "f4")])
-    compound["real"], compound["imag"] = values.real, values.imag
     path = tmp_path / "cine_sax.mat"
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("kspace", data=compound, chunks=(4, 3, 1, 40, 48), compression="gzip")
+    write_mat73(path, {"kspace": values}, chunks=(4, 3, 1, 40, 48), compression="gzip")
 
     with MatArray(path, ["kspace"]) as data:
         _, nbytes, _ = data._data.id.get_access_plist().get_chunk_cache()
-        assert nbytes == compound.nbytes  # the whole variable, here under the cap
+        assert nbytes == values.nbytes  # the whole variable, here under the cap
         assert np.array_equal(np.stack([data.complex64((slice(None), z)) for z in range(3)], axis=1), values)
 
     monkeypatch.setattr(matio, "CHUNK_CACHE_BYTES", 10_000)
@@ -138,13 +135,9 @@ def test_compressed_chunks_are_cached_whole_so_slice_reads_decompress_each_chunk
 
 
 def _compressed_kspace_file(path, values):
-    """A MATLAB-like v7.3 file: 512-byte header, gzip-chunked compound k-space, MATLAB_class, a #refs# group."""
-    compound = np.empty(values.shape, dtype=[("real", "f4"), ("imag", "f4")])
-    compound["real"], compound["imag"] = values.real, values.imag
-    with h5py.File(path, "w", userblock_size=512) as handle:
-        dset = handle.create_dataset("kspace", data=compound, chunks=(values.shape[0], values.shape[1], 1, *values.shape[3:]),
-                                     compression="gzip")
-        dset.attrs["MATLAB_class"] = np.bytes_("single")
+    """A MATLAB-like v7.3 file: gzip-chunked k-space, a #refs# group, a header of its own (to see it kept)."""
+    write_mat73(path, {"kspace": values}, chunks=(*values.shape[:2], 1, *values.shape[3:]), compression="gzip")
+    with h5py.File(path, "a") as handle:
         handle.create_group("#refs#").create_dataset("a", data=np.zeros(2))
     with open(path, "r+b") as raw:
         raw.write(b"MATLAB 7.3 MAT-file, written by a test".ljust(128, b" "))

@@ -251,12 +251,14 @@ def _userblock_header() -> bytes:
     return text.encode("ascii").ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
 
 
-def write_mat73(path: os.PathLike | str, variables: dict[str, np.ndarray]) -> None:
+def write_mat73(path: os.PathLike | str, variables: dict[str, np.ndarray], **storage) -> None:
     """Write arrays as a MATLAB v7.3 file, the way MATLAB lays them out, atomically.
 
     Arrays are given in h5py order (MATLAB's reversed), e.g. k-space ``(nt, nz, nc, ny, nx)``.
     Complex arrays become real/imag compounds of their precision; MATLAB reads the file back with
-    dimensions ``(nx, ny, nc, nz, nt)``.
+    dimensions ``(nx, ny, nc, nz, nt)``. Contiguous by default, as the synthetic trees are;
+    ``storage`` (h5py's ``chunks``, ``compression``, ``compression_opts``) stores every variable
+    chunked and compressed, as MATLAB does by default, for tests and benchmarks of that layout.
     """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", userblock_size=512) as handle:
@@ -267,10 +269,10 @@ def write_mat73(path: os.PathLike | str, variables: dict[str, np.ndarray]) -> No
                     compound = np.empty(array.shape, dtype=[("real", part), ("imag", part)])
                     compound["real"] = array.real
                     compound["imag"] = array.imag
-                    dset = handle.create_dataset(name, data=compound)
+                    dset = handle.create_dataset(name, data=compound, **storage)
                     matlab_class = _CLASS_OF_DTYPE[np.dtype(part)]
                 else:
-                    dset = handle.create_dataset(name, data=array)
+                    dset = handle.create_dataset(name, data=array, **storage)
                     matlab_class = _CLASS_OF_DTYPE.get(array.dtype, "double")
                 dset.attrs["MATLAB_class"] = np.bytes_(matlab_class)
         with open(tmp, "r+b") as raw:
