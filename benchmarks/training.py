@@ -21,12 +21,12 @@ import torch
 
 from benchmarks.inference import sampling_mask
 from benchmarks.timing import Timing, time_call
-from genre.kspace import rss_from_kspace
-from genre.losses import SDABank, discriminator_loss, ear_loss, fidelity_loss, generator_loss
+from genre.losses import SDABank, discriminator_loss, ear_loss, generator_loss
 from genre.models.config import GeneratorConfig
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from genre.recon.genre import input_scale
+from train.batch import scaled_batch
+from train.objective import fidelity, rss_image
 
 ADV_WEIGHT = 0.01
 GRAD_CLIP = 0.1
@@ -47,14 +47,7 @@ class TrainingStep:
         mask = sampling_mask(adjacent, size).unsqueeze(0).to(device)
         g = torch.Generator().manual_seed(1)
         full = torch.randn(1, adjacent, coils, *size, dtype=torch.complex64, generator=g).to(device)
-        centre = adjacent // 2
-        measured = full * mask.unsqueeze(2)
-        scale = input_scale(measured[:, centre]).view(-1, 1, 1, 1)
-        self.measured = measured / scale.unsqueeze(1)
-        self.mask = mask
-        self.target_k = full[:, centre] / scale
-        self.target = rss_from_kspace(self.target_k)
-        self.zero_filled = rss_from_kspace(self.measured[:, centre])
+        self.batch = scaled_batch(full, mask)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type != "cuda":
@@ -66,14 +59,15 @@ class TrainingStep:
             return self.discriminator(torch.stack([images, zero_filled], dim=1)).float()
 
     def __call__(self) -> None:
-        out = self.generator(self.measured, self.mask)
+        b = self.batch
+        out = self.generator(b.measured, b.mask)
         total = torch.zeros((), device=self.device)
         for kspace in out.kspace:
-            total = total + fidelity_loss(kspace, self.target_k).total + ear_loss(rss_from_kspace(kspace), self.target)
+            total = total + fidelity(kspace, b.target_kspace, b.target).total + ear_loss(rss_image(kspace), b.target)
         total = total + self.bank.loss(out.features, "ab"[self.steps % 2])
         final = out.image()
 
-        logits = self._discriminate(torch.cat([self.target, final.detach()]), self.zero_filled.repeat(2, 1, 1))
+        logits = self._discriminate(torch.cat([b.target, final.detach()]), b.zero_filled.repeat(2, 1, 1))
         d_loss = discriminator_loss(*logits.chunk(2))
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -81,7 +75,7 @@ class TrainingStep:
         self.opt_d.step()
 
         self.discriminator.requires_grad_(False)
-        total = total + ADV_WEIGHT * generator_loss(self._discriminate(final, self.zero_filled))
+        total = total + ADV_WEIGHT * generator_loss(self._discriminate(final, b.zero_filled))
         self.discriminator.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()

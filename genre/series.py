@@ -82,3 +82,15 @@ def adjacent_indices(n: int, center: int, length: int, mode: Neighbours) -> list
         return [0] * length
     period = 2 * (n - 1)
     return [i % period if i % period < n else period - i % period for i in positions]
+
+
+def adjacent_positions(frames: int, slices: int, frame: int, slice_: int, length: int, mode: Neighbours) -> list[tuple[int, int]]:
+    """``(frame, slice)`` of each of the network's ``length`` inputs for the target ``(frame, slice_)``.
+
+    The one neighbour gatherer of training and inference: frames around the target in its
+    slice, or, for ``Neighbours.SLICES`` (a single-frame series), the neighbouring slices of
+    frame 0 (see :func:`adjacent_indices` for the ends).
+    """
+    if mode is Neighbours.SLICES:
+        return [(0, z) for z in adjacent_indices(slices, slice_, length, mode)]
+    return [(t, slice_) for t in adjacent_indices(frames, frame, length, mode)]

@@ -11,7 +11,8 @@ from genre.models.generator import Generator
 from genre.recon import MethodUnavailable, make_reconstructor
 from genre.recon import genre as recon_genre
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor, build_genre_reconstructor, input_scale
+from genre.models.generator import input_scale
+from genre.recon.genre import GenreReconstructor, build_genre_reconstructor
 from genre.series import adjacent_indices
 from genre.series import Neighbours
 

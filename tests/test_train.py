@@ -20,6 +20,10 @@ from torch.utils.data import default_collate
 from genre.cli import main
 from genre.data.matio import MatArray
 from genre.data.synthetic import SynthConfig, make_tree
+from genre.recon.base import SeriesInfo
+from genre.recon.genre import GenreReconstructor
+from genre.series import adjacent_positions
+from evaluation.metrics import image_scores, normalize_percentile
 from train import checkpointing
 from train.config import TrainConfig
 from train.distributed import DistContext
@@ -130,6 +134,35 @@ def test_trained_weights_serve_genre_predict(run_a, mini_tree, tmp_path):
     for path in outputs:
         with MatArray(path) as result:
             assert np.isfinite(result.float32()).all()
+
+
+def test_validation_scores_what_predict_writes(data, tmp_path):
+    """The trainer's validation and `genre predict`'s reconstructor take one forward path: same images, same scores."""
+    config = replace(CONFIG, val_max_samples=None)
+    train_set, val_sets = build_datasets(config, data, CPU)
+    trainer = Trainer(config, tmp_path, train_set, val_sets, CPU)
+    validation = trainer.validate()["seen"]
+    dataset = val_sets["seen"]
+    reconstructor = GenreReconstructor(trainer.gen_module, device="cpu")
+    adjacent = trainer.gen_module.config.adjacent
+    scores = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        with MatArray(Path(item["path"]), ["kspace"]) as source:
+            stored = source.complex64(())
+        full = torch.from_numpy(stored.reshape(stored.shape[0], 1, *stored.shape[-3:]))  # (frames, slices=1, coils, ky, kx)
+        info = SeriesInfo(item["stem"], full.shape[0])
+        series_mask = torch.empty(full.shape[0], *full.shape[-2:])
+        for (frame, _), frame_mask in zip(adjacent_positions(full.shape[0], 1, item["frame"], 0, adjacent, info.neighbours), item["mask"]):
+            series_mask[frame] = frame_mask
+        image = reconstructor.reconstruct(full * series_mask[:, None, None], series_mask, info)[item["frame"], 0]
+        reference = normalize_percentile(item["target"].numpy())
+        scores.append(image_scores(reference, normalize_percentile(image.numpy())))
+    psnr, ssim, nmse = np.mean(scores, axis=0)
+    assert validation["samples"] == len(scores)
+    assert validation["ssim"] == pytest.approx(ssim, abs=1e-6)
+    assert validation["psnr"] == pytest.approx(psnr, abs=1e-4)
+    assert validation["nmse"] == pytest.approx(nmse, rel=1e-5)
 
 
 def test_command_refuses_bad_input(data, tmp_path, caplog):

@@ -11,7 +11,7 @@ supervision; only the last one with ``deep_supervision=False``), and ``alpha`` t
 a2 L_EAR(t) + a3 L_SDA(t)`` summed over ``t``.
 
 All tensors here are on the training scale: k-space and images divided by the input scale of
-:func:`genre.recon.genre.input_scale`, as inference does. K-space is the centre frame
+:func:`genre.models.generator.input_scale`, as inference does. K-space is the centre frame
 ``(batch, coils, ky, kx)`` complex64, images ``(batch, ky, kx)`` float32.
 """
 

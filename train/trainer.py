@@ -3,7 +3,7 @@
 One iteration, per batch of samples (:mod:`genre.data.dataset`):
 
 1. undersample the fully sampled adjacent k-space with the mask, divide everything by the input
-   scale of :func:`genre.recon.genre.input_scale` (what inference does);
+   scale (:func:`train.batch.scaled_batch`, the scale inference applies);
 2. run the generator (activation checkpointing per cascade, bf16 CNNs on CUDA);
 3. update the patch discriminator on the detached final output (or once per cascade), real pair
    ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)``;
@@ -44,8 +44,8 @@ from genre.kspace import rss_from_kspace
 from genre.losses import discriminator_loss, generator_loss
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from genre.recon.genre import input_scale
 from train import checkpointing, plots
+from train.batch import scaled_batch
 from train.config import TrainConfig
 from train.distributed import DistContext, all_reduce_mean, all_reduce_sum, gather_objects
 from train.objective import Objective, rss_image
@@ -224,27 +224,19 @@ class Trainer:
     def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One iteration on ``batch`` (collated dataset items); returns the row logged for it."""
         tic = time.perf_counter()
-        centre = self.gen_module.config.adjacent // 2
-        full = batch["kspace"].to(self.device, non_blocking=True)
-        mask = batch["mask"].to(self.device, non_blocking=True)
-        measured = full * mask.unsqueeze(2)
-        scale = input_scale(measured[:, centre])
-        measured = measured / scale.view(-1, 1, 1, 1, 1)
-        target_k = full[:, centre] / scale.view(-1, 1, 1, 1)
-        target = batch["target"].to(self.device) / scale.view(-1, 1, 1)
-        zero_filled = rss_from_kspace(measured[:, centre])
+        b = scaled_batch(batch["kspace"].to(self.device, non_blocking=True), batch["mask"].to(self.device, non_blocking=True))
         domains = list(batch["domain"])
 
         self.generator.train()
-        out = self.generator(measured, mask)
-        values, complete = self.objective.losses(out, target_k, target, domains)
+        out = self.generator(b.measured, b.mask)
+        values, complete = self.objective.losses(out, b.target_kspace, b.target, domains)
         total, weights, averaged = self.objective.weigh(values, complete)
         row: dict[str, Any] = dict(averaged)
         if self.discriminator is not None:
             final = rss_image(out.kspace[-1])
             fakes = [rss_image(k) for k in out.kspace] if self.config.disc_per_cascade else [final]
-            row["disc"] = self._discriminator_step(fakes, target, zero_filled)
-            adversarial = self._adversarial(final, zero_filled)
+            row["disc"] = self._discriminator_step(fakes, b.target, b.zero_filled)
+            adversarial = self._adversarial(final, b.zero_filled)
             total = total + self.config.adv_weight * adversarial
             row["adv"] = float(all_reduce_mean(self.ctx, adversarial.detach()))
         self.opt_g.zero_grad(set_to_none=True)
@@ -323,9 +315,7 @@ class Trainer:
                 full = item["kspace"].unsqueeze(0).to(self.device)
                 mask = item["mask"].unsqueeze(0).to(self.device)
                 measured = full * mask.unsqueeze(2)
-                scale = input_scale(measured[:, centre])
-                recon = model(measured / scale.view(-1, 1, 1, 1, 1), mask, return_intermediate=False).image()
-                recon = (recon * scale.view(-1, 1, 1))[0].float().cpu().numpy()
+                recon = model.reconstruct(measured, mask)[0].float().cpu().numpy()
                 zero_filled = rss_from_kspace(measured[0, centre]).cpu().numpy()
                 gt = item["target"].numpy()
                 reference = normalize_percentile(gt)

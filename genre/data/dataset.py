@@ -42,7 +42,7 @@ from genre.data.cmrx import TrainingCase, kspace_layout, mask_layout
 from genre.data.matio import MatArray, MatFileError
 from genre.kspace import rss_from_kspace
 from genre.masks import DEFAULT_ACS, PATTERNS, make_mask
-from genre.series import Neighbours, adjacent_indices, neighbours
+from genre.series import Neighbours, adjacent_positions, neighbours
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,8 @@ class TrainingDataset(Dataset):
     def _indices(self, ref: SampleRef, shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
         frames, slices = shape[:2]
         mode = neighbours(self.files[ref.file].case.stem, frames)
-        if mode is Neighbours.SLICES:
-            return [0] * self.adjacent, adjacent_indices(slices, ref.slice, self.adjacent, mode)
-        return adjacent_indices(frames, ref.frame, self.adjacent, mode), [ref.slice] * self.adjacent
+        positions = adjacent_positions(frames, slices, ref.frame, ref.slice, self.adjacent, mode)
+        return [f for f, _ in positions], [s for _, s in positions]
 
     def _read_kspace(self, f: SeriesFile, frame_idx: list[int], slice_idx: list[int]) -> np.ndarray:
         """Fully sampled ``(adj, coils, ky, kx)`` complex64, each distinct (frame, slice) read once."""

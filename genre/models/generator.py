@@ -37,6 +37,23 @@ class GeneratorOutput:
 
 _SPATIAL = (-2, -1)
 
+#: Percentile of the zero-filled RSS image that the network's input is scaled to 1 by.
+SCALE_PERCENTILE = 99.5
+
+
+def input_scale(kspace: torch.Tensor) -> torch.Tensor:
+    """Per-sample scale ``(batch,)`` of k-space ``(batch, coils, ky, kx)``: a high percentile of its zero-filled RSS image.
+
+    The generator is scale-equivariant (every U-Net normalises its input, data consistency is
+    linear), so the scale only brings the numbers to O(1), where the bf16 range and the
+    small floors in the normalisations are immaterial. A percentile rather than the maximum,
+    so that one spike or one bright artefact does not set it.
+    """
+    image = rss_from_kspace(kspace).flatten(1)
+    k = max(1, round(image.shape[1] * SCALE_PERCENTILE / 100))
+    scale = image.kthvalue(k, dim=1).values
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
 
 def to_fft_order(x: torch.Tensor) -> torch.Tensor:
     """Centred ``(..., ky, kx)`` -> FFT order (the zero frequency, or the image centre, at index 0)."""
@@ -154,6 +171,20 @@ class Generator(nn.Module):
         if not return_intermediate:
             kspaces.append(to_centred(current[:, centre]))
         return GeneratorOutput(kspace=kspaces, features=features, sens_maps=sens)
+
+    @torch.no_grad()
+    def reconstruct(self, measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The one inference path: RSS image ``(batch, ky, kx)`` float32 of each sample's centre frame, in the input's units.
+
+        ``measured`` ``(batch, adj, coils, ky, kx)`` complex64 (zero where not sampled) and
+        ``mask`` ``(batch, adj, ky, kx)`` as :meth:`forward` takes them. Each sample is divided
+        by its :func:`input_scale` before the network and the image multiplied back after:
+        ``genre predict``, the trainer's validation and the benchmarks all come through here,
+        so what validation scores is what predict writes.
+        """
+        scale = input_scale(measured[:, self.config.adjacent // 2])
+        out = self(measured / scale.view(-1, 1, 1, 1, 1), mask, return_intermediate=False)
+        return out.image() * scale.view(-1, 1, 1)
 
     def _check_inputs(self, kspace: torch.Tensor, mask: torch.Tensor) -> None:
         adj = self.config.adjacent

@@ -8,34 +8,17 @@ from pathlib import Path
 import torch
 
 from genre.checkpoint import CheckpointError, load_generator
-from genre.kspace import rss_from_kspace
 from genre.models.generator import Generator
 from genre.recon import MethodUnavailable
 from genre.recon.base import SeriesInfo
-from genre.series import Neighbours, adjacent_indices
+from genre.series import Neighbours, adjacent_positions
 
 logger = logging.getLogger(__name__)
 
-#: Percentile of the zero-filled RSS image that the input is scaled to 1 by.
-SCALE_PERCENTILE = 99.5
 #: Target frames per network call unless asked otherwise.
 DEFAULT_MAX_BATCH = 8
 #: Where the weights shipped with the package live (``*.safetensors`` with their ``.json`` sidecars).
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def input_scale(kspace: torch.Tensor) -> torch.Tensor:
-    """Per-sample scale ``(batch,)`` of k-space ``(batch, coils, ky, kx)``: a high percentile of its zero-filled RSS image.
-
-    The generator is scale-equivariant (every U-Net normalises its input, data consistency is
-    linear), so the scale only brings the numbers to O(1), where the bf16 range and the
-    small floors in the normalisations are immaterial. A percentile rather than the maximum,
-    so that one spike or one bright artefact does not set it.
-    """
-    image = rss_from_kspace(kspace).flatten(1)
-    k = max(1, round(image.shape[1] * SCALE_PERCENTILE / 100))
-    scale = image.kthvalue(k, dim=1).values
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 class GenreReconstructor:
@@ -119,19 +102,11 @@ class GenreReconstructor:
         """
         adj = self.model.config.adjacent
         frames, slices = kspace.shape[:2]
-        rows = []  # per target, the (frame, slice) of each adjacent input
-        for f, s in chunk:
-            if mode is Neighbours.SLICES:
-                rows.append([(0, z) for z in adjacent_indices(slices, s, adj, mode)])
-            else:
-                rows.append([(t, s) for t in adjacent_indices(frames, f, adj, mode)])
+        rows = [adjacent_positions(frames, slices, f, s, adj, mode) for f, s in chunk]
         index = self._to_device(torch.tensor(rows))  # (batch, adj, 2): frame, slice
         k = kspace[index[..., 0], index[..., 1]]  # (batch, adj, coils, ky, kx), a copy
         m = mask[index[..., 0]]
-        scale = input_scale(k[:, adj // 2])
-        k /= scale.view(-1, 1, 1, 1, 1)  # in place: k is this batch's own copy
-        with torch.no_grad():
-            images = self.model(k, m, return_intermediate=False).image() * scale.view(-1, 1, 1)
+        images = self.model.reconstruct(k, m)
         if self.device.type != "cuda":
             return images.cpu(), None
         # A blocking copy back would wait for the next batch too, queued behind this one by
