@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from genre.data.dataset import DEFAULT_CURRICULUM, DOMAIN_KEYS, check_curriculum
+from genre.data.simulation import SimulationConfig
 from genre.losses.ear import TAU_REL
 from genre.losses.sda import SDAConfig
 from genre.masks import DEFAULT_ACS
@@ -52,6 +53,11 @@ class TrainConfig:
     curriculum: tuple[tuple[float, tuple[int, ...]], ...] = DEFAULT_CURRICULUM
     acs: int = DEFAULT_ACS  # ACS lines of masks made on the fly (files without fitting masks)
     num_workers: int = 2
+    # Samples per epoch simulated on the fly (genre.data.simulation; 0: none), beside or instead of
+    # the files of --data, and the fixed simulated samples validated every epoch.
+    simulated: int = 0
+    simulated_val: int = 24
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
     # --- losses (the ablation switches of the paper's Table 2 and --no-gan)
     sda: bool = True
     ear: bool = True
@@ -94,6 +100,8 @@ class TrainConfig:
             raise ValueError("lr, disc_lr and grad_clip must be positive; weight_decay and val_patients not negative")
         if self.num_workers < 0 or self.adv_weight < 0 or self.acs < 1:
             raise ValueError("num_workers and adv_weight must not be negative, acs must be >= 1")
+        if self.simulated < 0 or self.simulated_val < 0:
+            raise ValueError("simulated and simulated_val must not be negative")
         check_curriculum(self.curriculum)
 
     def generator_config(self) -> GeneratorConfig:
@@ -123,6 +131,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig keys: {', '.join(unknown)}")
         kwargs = dict(data)
+        if "simulation" in kwargs:
+            kwargs["simulation"] = SimulationConfig(**kwargs["simulation"])
         if "sda_config" in kwargs:
             kwargs["sda_config"] = SDAConfig(**kwargs["sda_config"])
         if kwargs.get("discriminator") is not None:

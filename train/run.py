@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from genre.data.cmrx import find_training_cases
+from torch.utils.data import ConcatDataset, Dataset
+
 from genre.data.dataset import TrainingDataset, curriculum_accelerations, scan_files, split_cases
+from genre.data.simulation import SimulatedDataset
 from genre.recon import resolve_device
 from train import checkpointing
 from train.config import TrainConfig
@@ -30,14 +33,47 @@ class TrainingSetupError(Exception):
     """The run cannot start (no training data, an existing run in the way); ``str()`` is one line."""
 
 
-def build_datasets(config: TrainConfig, data: Path, ctx: DistContext) -> tuple[TrainingDataset, dict[str, TrainingDataset]]:
-    """Training dataset and validation datasets (``seen``: held-out patients, ``unseen``: held-out domains).
+class _Combined(ConcatDataset):
+    """Training datasets one after the other, with their domains and epochs (the trainer's dataset interface)."""
 
+    def __init__(self, parts: list):
+        super().__init__(parts)
+        self.domains = [d for part in parts for d in part.domains]
+
+    def set_epoch(self, epoch: int, accelerations=None) -> None:
+        for part in self.datasets:
+            part.set_epoch(epoch, accelerations)
+
+
+def build_datasets(config: TrainConfig, data: Path | None, ctx: DistContext) -> tuple[Dataset, dict[str, Dataset]]:
+    """Training dataset and validation datasets.
+
+    From the files of ``data`` (a training tree; ``seen``: held-out patients, ``unseen``:
+    held-out domains) and/or ``config.simulated`` samples per epoch simulated on the fly
+    (validated on ``config.simulated_val`` fixed simulated samples, group ``simulated``).
     Rank 0 scans the file headers and shares the result, so every process sees the same files.
     """
+    if data is None and not config.simulated:
+        raise TrainingSetupError("no training data: give --data, --simulated N or both")
+    adjacent = config.generator_config().adjacent
+    first = curriculum_accelerations(config.curriculum, 0, config.epochs)
+    final = curriculum_accelerations(config.curriculum, config.epochs - 1, config.epochs)
+    parts, val_sets = [], {}
+    if data is not None:
+        train_part, val_sets = _file_datasets(config, Path(data), ctx, adjacent, first, final)
+        parts.append(train_part)
+    if config.simulated:
+        parts.append(SimulatedDataset(config.simulated, adjacent, first, config.seed, config.simulation))
+        if config.simulated_val:
+            val_sets["simulated"] = SimulatedDataset(config.simulated_val, adjacent, final, config.seed + 1,
+                                                     config.simulation, fixed=True)
+    return (parts[0] if len(parts) == 1 else _Combined(parts)), val_sets
+
+
+def _file_datasets(config: TrainConfig, data: Path, ctx: DistContext, adjacent: int, first, final):
     files = None
     if ctx.is_main:
-        files = _scan(config, Path(data))
+        files = _scan(config, data)
     files = broadcast_object(ctx, files)
     if isinstance(files, str):
         raise TrainingSetupError(files)
@@ -48,9 +84,6 @@ def build_datasets(config: TrainConfig, data: Path, ctx: DistContext) -> tuple[T
             f"batch size {config.batch_size} needs one matrix size (coils, ky, kx), the training files have "
             f"{len(sizes)}: {', '.join(map(str, sizes[:4]))}{' ...' if len(sizes) > 4 else ''}; use batch size 1"
         )
-    adjacent = config.generator_config().adjacent
-    first = curriculum_accelerations(config.curriculum, 0, config.epochs)
-    final = curriculum_accelerations(config.curriculum, config.epochs - 1, config.epochs)
     train_set = TrainingDataset(train_files, adjacent, config.domain_key, first, config.seed, config.acs)
     # Validation always groups by centre/vendor and draws from every acceleration of the last
     # stage, with the same masks every epoch, so that epochs compare.
@@ -60,6 +93,15 @@ def build_datasets(config: TrainConfig, data: Path, ctx: DistContext) -> tuple[T
         if group_files
     }
     return train_set, val_sets
+
+
+def _data_description(config: TrainConfig, data: Path | None) -> str:
+    """What the run trains on, for config.json and the weights' sidecar."""
+    parts = [str(data)] if data is not None else []
+    if config.simulated:
+        parts.append(f"{config.simulated} samples per epoch simulated on the fly (genre.data.simulation, "
+                     f"sources {', '.join(config.simulation.sources)})")
+    return " + ".join(parts)
 
 
 def _scan(config: TrainConfig, data: Path):
@@ -82,7 +124,7 @@ def _scan(config: TrainConfig, data: Path):
 
 
 def run_training(
-    config: TrainConfig, data: Path, out: Path, resume: bool = False, device: str = "auto"
+    config: TrainConfig, data: Path | None, out: Path, resume: bool = False, device: str = "auto"
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out``; returns the summary of :meth:`Trainer.fit`.
 
@@ -119,9 +161,10 @@ def run_training(
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(json.dumps(
-                {"train": config.to_dict(), "generator": config.generator_config().to_dict(), "data": str(data),
+                {"train": config.to_dict(), "generator": config.generator_config().to_dict(),
+                 "data": _data_description(config, data),
                  "world_size": ctx.world_size}, indent=2) + "\n")
-        summary = {"data": str(data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
+        summary = {"data": _data_description(config, data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
                    "world_size": ctx.world_size}
         trainer = Trainer(config, out, train_set, val_sets, ctx, summary)
         if state is not None:

@@ -334,9 +334,10 @@ class Trainer:
         return results
 
     def _score(self, metrics: dict[str, dict[str, float]]) -> float:
-        """Higher is better: validation SSIM of the seen domains, else minus the epoch's mean training loss."""
-        if "seen" in metrics:
-            return metrics["seen"]["ssim"]
+        """Higher is better: validation SSIM of the seen domains (else of the simulated samples), else minus the epoch's mean training loss."""
+        for group in ("seen", "simulated"):
+            if group in metrics:
+                return metrics[group]["ssim"]
         return -float(np.mean(self.epoch_losses)) if self.epoch_losses else -math.inf
 
     def _write_weights(self, name: str, metrics: dict[str, dict[str, float]]) -> None:

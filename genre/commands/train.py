@@ -15,8 +15,12 @@ examples:
   genre train --data data/train --out runs/tiny --resume                # continue after a stop
   genre train --data /data/CMRxRecon2025 --out runs/paper --no-sda     # the paper's ablation
   torchrun --nproc_per_node 2 -m genre train --data /data/CMRxRecon2025 --out runs/paper
+  genre train --simulated 2000 --out runs/sim --preset small --curriculum "0:4,8;0.3:4,8,16;0.6:4,8,16,24"
+                                        # no files: samples simulated on the fly (the shipped weights' recipe)
 
---data is a training release: MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Pxxx>/<stem>.mat
+--data is a training release (and/or --simulated N: samples drawn on the fly from the cardiac
+phantom, scikit-image photographs and procedural textures, with random coil models, coil counts,
+matrix sizes, SNRs and masks; see genre/data/simulation.py): MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Pxxx>/<stem>.mat
 with its masks under .../Mask_TaskAll/... (files without masks get masks made on the fly).
 One sample is one target frame of one slice with its adjacent frames (neighbouring slices in
 single-frame series); the sampler interleaves the domains round-robin. Batch size 1 (the
@@ -45,6 +49,14 @@ def _optional_positive(text: str) -> int | None:
     return value or None
 
 
+def _curriculum(text: str) -> tuple[tuple[float, tuple[int, ...]], ...]:
+    try:
+        stages = tuple((float(f), tuple(int(r) for r in rs.split(","))) for f, rs in (p.split(":") for p in text.split(";")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected stages such as 0:4,8;0.5:4,8,16, got {text!r}") from None
+    return stages
+
+
 def register(subparsers, formatter_class) -> None:
     from genre.data.dataset import DOMAIN_KEYS
     from genre.models.config import PRESETS
@@ -58,7 +70,16 @@ def register(subparsers, formatter_class) -> None:
         + EXAMPLE,
         formatter_class=formatter_class,
     )
-    parser.add_argument("--data", type=Path, required=True, help="root of the training tree (holds MultiCoil/...)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="root of a training tree (holds MultiCoil/...); optional with --simulated")
+    parser.add_argument("--simulated", type=int, default=d.simulated, metavar="N",
+                        help="also (or only) train on N samples per epoch simulated on the fly from several image "
+                        "sources, coil models, sizes, SNRs and masks (genre.data.simulation); 0: none")
+    parser.add_argument("--simulated-val", type=int, default=d.simulated_val, metavar="N",
+                        help="fixed simulated samples validated every epoch (group 'simulated'), with --simulated")
+    parser.add_argument("--curriculum", type=_curriculum, default=None, metavar="F:R,R;F:R,...",
+                        help="accelerations per stage, from the fraction F of the epochs on; default the paper's "
+                        "0:8;0.333:8,16;0.667:8,16,24")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, plots, weights")
     parser.add_argument("--preset", choices=PRESETS, default=d.preset,
                         help="generator size: paper (108 M parameters), small (CPU demos), tiny (tests)")
@@ -113,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, sda=not args.no_sda,
             ear=not args.no_ear, residual=not args.no_residual, gan=not args.no_gan,
             disc_per_cascade=args.disc_per_cascade, activation_checkpointing=not args.no_checkpointing,
+            simulated=args.simulated, simulated_val=args.simulated_val,
+            **({"curriculum": args.curriculum} if args.curriculum else {}),
         )
     except ValueError as exc:
         log.error("genre train: %s", exc)
