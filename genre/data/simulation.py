@@ -14,9 +14,9 @@ size or one noise level can be memorised:
   independent one between the slices of a single-frame stack, none (but a per-pixel contrast
   change) between the weightings of a mapping-like series. Each gets a smooth random phase.
 * **Coils** (:data:`COIL_MODELS`): loops around the object with Biot-Savart-like fall-off, or
-  smooth random complex fields; 4 to 16 coils.
+  smooth random complex fields; 4 to 12 coils (a CPU budget: the benchmark goes to 32).
 * **Acquisition**: complex Gaussian noise at an SNR drawn log-uniformly from 5 to 80, matrices
-  of 48 to 128 phase encodes by 48 to 160 readout points (odd sizes included), the three 2025
+  of 48 to 112 phase encodes by 48 to 128 readout points (odd sizes included), the three 2025
   patterns at the accelerations the curriculum allows, 16, 20 or 24 ACS lines, and a random
   global intensity scale (the network's input scaling must absorb it).
 
@@ -64,9 +64,9 @@ SERIES_KINDS = {Neighbours.WRAP: 0.55, Neighbours.REFLECT: 0.2, Neighbours.SLICE
 class SimulationConfig:
     """Ranges of the simulated acquisitions (inclusive)."""
 
-    ny: tuple[int, int] = (48, 128)
-    nx: tuple[int, int] = (48, 160)
-    coils: tuple[int, int] = (4, 16)
+    ny: tuple[int, int] = (48, 112)
+    nx: tuple[int, int] = (48, 128)
+    coils: tuple[int, int] = (4, 12)
     snr: tuple[float, float] = (5.0, 80.0)
     acs: tuple[int, ...] = (16, 20, 24)
     patterns: tuple[str, ...] = PATTERNS
