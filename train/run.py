@@ -124,13 +124,16 @@ def _scan(config: TrainConfig, data: Path):
 
 
 def run_training(
-    config: TrainConfig, data: Path | None, out: Path, resume: bool = False, device: str = "auto"
+    config: TrainConfig, data: Path | None, out: Path, resume: bool = False, device: str = "auto",
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out``; returns the summary of :meth:`Trainer.fit`.
 
     With ``resume`` the config saved in ``out``'s latest checkpoint replaces ``config`` except
     for :data:`RUNTIME_FIELDS`; without a checkpoint, the run starts afresh (with a warning).
-    Without ``resume`` an ``out`` that already holds checkpoints is refused. Raises
+    Without ``resume`` an ``out`` that already holds checkpoints is refused. ``command`` (the
+    command line) goes into the weights' sidecars, beside the commands of earlier sessions of a
+    resumed run. Raises
     :class:`TrainingSetupError`.
     """
     out = Path(out)
@@ -164,8 +167,11 @@ def run_training(
                 {"train": config.to_dict(), "generator": config.generator_config().to_dict(),
                  "data": _data_description(config, data),
                  "world_size": ctx.world_size}, indent=2) + "\n")
+        commands = list(state.get("commands", [])) if state is not None else []
+        if command:
+            commands.append(command)
         summary = {"data": _data_description(config, data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
-                   "world_size": ctx.world_size}
+                   "world_size": ctx.world_size, "commands": commands}
         trainer = Trainer(config, out, train_set, val_sets, ctx, summary)
         if state is not None:
             try:

@@ -149,6 +149,7 @@ class Trainer:
             "schedulers": {"generator": self.sched_g.state_dict()},
             "objective": self.objective.state_dict(),
             "ranks": gather_objects(self.ctx, local),
+            "commands": list(self.summary.get("commands", [])),
         }
         if self.discriminator is not None:
             state["discriminator"] = _unwrap(self.discriminator).state_dict()

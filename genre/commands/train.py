@@ -18,10 +18,12 @@ examples:
   genre train --simulated 2000 --out runs/sim --preset small --curriculum "0:4,8;0.3:4,8,16;0.6:4,8,16,24"
                                         # no files: samples simulated on the fly (the shipped weights' recipe)
 
---data is a training release (and/or --simulated N: samples drawn on the fly from the cardiac
-phantom, scikit-image photographs and procedural textures, with random coil models, coil counts,
-matrix sizes, SNRs and masks; see genre/data/simulation.py): MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Pxxx>/<stem>.mat
+--data is a training release: MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Pxxx>/<stem>.mat
 with its masks under .../Mask_TaskAll/... (files without masks get masks made on the fly).
+--simulated N adds (or, without --data, is) N samples per epoch drawn on the fly from the
+cardiac phantom, scikit-image photographs and procedural textures, with random coil models,
+coil counts, matrix sizes, SNRs and masks (genre/data/simulation.py; validated on
+--simulated-val fixed samples).
 One sample is one target frame of one slice with its adjacent frames (neighbouring slices in
 single-frame series); the sampler interleaves the domains round-robin. Batch size 1 (the
 paper's): matrix sizes differ between files. Curriculum: acceleration 8, then 8 and 16 from a
@@ -141,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("genre train: %s", exc)
         return 2
     try:
-        summary = run_training(config, args.data, args.out, resume=args.resume, device=args.device)
+        summary = run_training(config, args.data, args.out, resume=args.resume, device=args.device,
+                               command=args.command_line)
     except (TrainingSetupError, MethodUnavailable) as exc:
         log.error("%s", exc)
         return 2

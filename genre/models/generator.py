@@ -157,6 +157,15 @@ class Generator(nn.Module):
 
         current, state = measured, None
         kspaces, features = [], []
+        centre_mask, centre_measured = mask[:, centre].unsqueeze(1).to(kspace.real.dtype), kspace[:, centre]
+
+        def output(k: torch.Tensor) -> torch.Tensor:
+            """The centre frame of ``k`` (FFT order) centred, with the measured samples put back if configured."""
+            centred = to_centred(k[:, centre])
+            if not self.config.measured_out:
+                return centred
+            return torch.addcmul(centred, centre_mask, centre_measured - centred)
+
         for cascade in self.cascades:
             if use_checkpoint:
                 current, feat, state = checkpoint(
@@ -166,10 +175,10 @@ class Generator(nn.Module):
                 current, feat, state = cascade(current, measured, mask_adj, sens_adj, state)
             if return_intermediate:
                 # The shift copies, so the list does not keep every cascade's adjacent frames alive.
-                kspaces.append(to_centred(current[:, centre]))
+                kspaces.append(output(current))
                 features.append(feat)
         if not return_intermediate:
-            kspaces.append(to_centred(current[:, centre]))
+            kspaces.append(output(current))
         return GeneratorOutput(kspace=kspaces, features=features, sens_maps=sens)
 
     @torch.no_grad()
