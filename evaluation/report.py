@@ -110,7 +110,7 @@ def _triple(m: Metrics) -> str:
 _TRIPLE_HEAD = f"{'SSIM':>7} {'PSNR':>7} {'NMSE':>7}"
 
 
-def format_report(result: TreeResult) -> str:
+def format_tree_report(result: TreeResult) -> str:
     """The evaluation of one prediction tree as fixed-width text (see the module docstring)."""
     out = io.StringIO()
     n = len(result.files)
@@ -138,7 +138,7 @@ def format_report(result: TreeResult) -> str:
 
 
 def print_report(result: TreeResult, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(format_report(result))
+    (stream or sys.stdout).write(format_tree_report(result))
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,14 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import matfile_version
 
-from genre.data.cmrx import UNKNOWN, Case, find_cases, kspace_layout
-from genre.data.contract import OutputMode, output_shape
-from genre.data.matio import MatArray, MatFileError
+from genre.data.cmrx import UNKNOWN, Case, find_cases
+from genre.data.contract import OutputMode, expected_output_shape
+from genre.data.matio import MatFileError
 
 VARIABLE = "img4ranking"
 
 
-class SetupError(Exception):
+class SubmissionSetupError(Exception):
     """The check cannot start (no input tree, no output folder); ``str()`` is one line."""
 
 
@@ -86,13 +86,6 @@ def _wrapped(relative: Path, expected: dict[Path, Case]) -> Path | None:
     return None
 
 
-def expected_output_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
-    """MATLAB-order shape of the case's ``img4ranking``, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
-    with MatArray(case.kus_path, ["kus"]) as kus:
-        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
-    return output_shape(case.stem, (frames, slices, ny, nx), mode)
-
-
 def check_output(path: Path, shape: tuple[int, ...]) -> list[str]:
     """Problems of one output file, each a line naming it; empty when it is valid."""
     if path.is_symlink() or not path.is_file():
@@ -134,16 +127,16 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
     """Check ``out_root`` as the answer to the input tree ``input_root`` in ``output_mode``.
 
     The validation zip is ranking-reduced (``OutputMode.RANKING``); the test container writes
-    whichever mode it was run in. Raises :class:`SetupError` when there is nothing to check.
+    whichever mode it was run in. Raises :class:`SubmissionSetupError` when there is nothing to check.
     """
     out_root, input_root = Path(out_root), Path(input_root)
     if not input_root.is_dir():
-        raise SetupError(f"{input_root}: input folder not found")
+        raise SubmissionSetupError(f"{input_root}: input folder not found")
     if not out_root.is_dir():
-        raise SetupError(f"{out_root}: output folder not found")
+        raise SubmissionSetupError(f"{out_root}: output folder not found")
     cases = {case.relative: case for case in find_cases(input_root)}
     if not cases:
-        raise SetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+        raise SubmissionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     report = ValidationReport(out_root, input_root, output_mode, expected=len(cases))
 
     present = set()
@@ -189,7 +182,7 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
     return report
 
 
-def format_report(report: ValidationReport) -> str:
+def format_submission_report(report: ValidationReport) -> str:
     """The human-readable report: a header, the counts, every problem, a verdict line."""
     lines = [
         f"submission {report.out_root} for input {report.input_root} (output mode {report.output_mode.value})",

@@ -1,4 +1,5 @@
-"""Shared fixtures: a hand-made miniature CMRxRecon validation tree (independent of genre.data.synthetic)."""
+"""Shared fixtures: a hand-made miniature CMRxRecon validation tree (independent of genre.data.synthetic), and a
+synthetic training tree shared by the tests of the training data modules."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from genre.data.matio import write_mat73
+from genre.data.synthetic import SynthConfig, make_tree
 from genre.kspace import fft2c
 
 
@@ -77,4 +79,18 @@ def mini_tree(tmp_path) -> Path:
     root = tmp_path / "input"
     for i, (stem, modality, frames, slices, timed) in enumerate(MINI_SERIES):
         write_case(root, stem, modality, frames, slices, timed, seed=i)
+    return root
+
+
+# One stem of every storage kind: 5-D stack, nz = 1 with time, 4-D single-frame stack,
+# no-time stack (neighbouring slices), no-time single slice (3-D); two domains of two patients.
+TRAINING_TREE = SynthConfig(layout="train", domains=2, cases=2, size=(32, 32), coils=4, frames=4, slices=3,
+                            stems=("cine_sax", "cine_lax_4ch", "lge_sax", "T1w", "blackblood"), accelerations=(8, 16), acs=8)
+
+
+@pytest.fixture(scope="session")
+def training_tree(tmp_path_factory) -> Path:
+    """A synthetic training tree (:data:`TRAINING_TREE`); tests must not write into it."""
+    root = tmp_path_factory.mktemp("train_tree")
+    make_tree(root, TRAINING_TREE)
     return root

@@ -15,7 +15,7 @@ from genre.masks import make_mask
 from genre.models.config import preset
 from genre.models.generator import Generator
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor
+from genre.recon.network import GenreReconstructor
 
 ROOT = Path(__file__).resolve().parents[1]
 

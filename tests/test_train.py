@@ -21,7 +21,7 @@ from genre.cli import main
 from genre.data.matio import MatArray
 from genre.data.synthetic import SynthConfig, make_tree
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor
+from genre.recon.network import GenreReconstructor
 from genre.series import adjacent_positions
 from evaluation.metrics import image_scores, normalize_percentile
 from train import checkpointing

@@ -8,5 +8,7 @@
 * :mod:`train.distributed`: DDP setup from ``torchrun``'s environment and the collectives used;
 * :mod:`train.records`, :mod:`train.plots`: ``log.csv`` / ``val.csv`` and the PNG figures.
 
-The samples and the domain-interleaved sampler live in :mod:`genre.data.dataset`.
+The samples, the domain-interleaved sampler, the file scan and split and the curriculum live in
+:mod:`genre.data.dataset`, :mod:`genre.data.sampler`, :mod:`genre.data.training_files` and
+:mod:`genre.data.curriculum`.
 """

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from genre.data.cmrx import find_training_cases
-from genre.data.dataset import TrainingDataset, curriculum_accelerations, scan_files, split_cases
-from genre.recon import resolve_device
+from genre.data.curriculum import curriculum_accelerations
+from genre.data.dataset import TrainingDataset
+from genre.data.training_files import scan_files, split_cases
+from genre.device import resolve_device
 from train import checkpointing
 from train.config import TrainConfig
 from train.distributed import DistContext, broadcast_object, cleanup, init_distributed

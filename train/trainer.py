@@ -39,7 +39,9 @@ from tqdm import tqdm
 
 from evaluation.metrics import image_scores, normalize_percentile
 from genre.checkpoint import save_checkpoint
-from genre.data.dataset import DomainInterleavedSampler, TrainingDataset, curriculum_accelerations
+from genre.data.curriculum import curriculum_accelerations
+from genre.data.dataset import TrainingDataset
+from genre.data.sampler import DomainInterleavedSampler
 from genre.kspace import rss_from_kspace
 from genre.losses import discriminator_loss, generator_loss
 from genre.models.discriminator import PatchDiscriminator

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genre.models.config import PRESETS, preset
 from genre.models.generator import Generator
-from genre.recon import MethodUnavailable, resolve_device
+from genre.device import DeviceUnavailable, resolve_device
 
 log = logging.getLogger("genre.model_info")
 
@@ -80,7 +80,7 @@ def count_flops(model: Generator, coils: int, height: int, width: int) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
-    except MethodUnavailable as exc:
+    except DeviceUnavailable as exc:
         log.error("%s", exc)
         return 2
     config = preset(args.preset)

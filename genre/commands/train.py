@@ -101,7 +101,7 @@ def register(subparsers, formatter_class) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genre.data.matio import MatFileError
-    from genre.recon import MethodUnavailable
+    from genre.device import DeviceUnavailable
     from train.config import TrainConfig
     from train.run import TrainingSetupError, run_training
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_training(config, args.data, args.out, resume=args.resume, device=args.device)
-    except (TrainingSetupError, MethodUnavailable) as exc:
+    except (TrainingSetupError, DeviceUnavailable) as exc:
         log.error("%s", exc)
         return 2
     except MatFileError as exc:

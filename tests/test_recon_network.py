@@ -8,11 +8,12 @@ import torch
 from genre.checkpoint import save_checkpoint
 from genre.models.config import preset
 from genre.models.generator import Generator
-from genre.recon import MethodUnavailable, make_reconstructor
-from genre.recon import genre as recon_genre
+from genre.recon import make_reconstructor
+from genre.recon import network as recon_network
+from genre.recon.base import MethodUnavailable
 from genre.recon.base import SeriesInfo
 from genre.models.generator import input_scale
-from genre.recon.genre import GenreReconstructor, build_genre_reconstructor
+from genre.recon.network import GenreReconstructor, build_genre_reconstructor
 from genre.series import adjacent_indices
 from genre.series import Neighbours
 
@@ -141,11 +142,11 @@ def test_make_reconstructor_loads_a_checkpoint(tmp_path, reconstructor):
 
 
 def test_shipped_weights_are_the_default(tmp_path, monkeypatch, reconstructor):
-    monkeypatch.setattr(recon_genre, "SHIPPED_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(recon_network, "SHIPPED_WEIGHTS_DIR", tmp_path)
     with pytest.raises(MethodUnavailable, match="no GENRE-CMR weights shipped"):
         build_genre_reconstructor(None, torch.device("cpu"))
     save_checkpoint(tmp_path / "genre.safetensors", reconstructor.model)
-    assert build_genre_reconstructor(None, torch.device("cpu")).max_batch == recon_genre.DEFAULT_MAX_BATCH
+    assert build_genre_reconstructor(None, torch.device("cpu")).max_batch == recon_network.DEFAULT_MAX_BATCH
     save_checkpoint(tmp_path / "other.safetensors", reconstructor.model)
     with pytest.raises(MethodUnavailable, match="several weights files"):
         build_genre_reconstructor(None, torch.device("cpu"))

@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 
 from evaluation.reference import reference_image
-from genre import predict as predict_module
+from genre import pipeline
 from genre.cli import main
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
@@ -162,7 +162,7 @@ class _Slow:
 
 
 def test_time_budget_moves_the_remaining_files_to_the_fallback(mini_tree, tmp_path, caplog):
-    from genre.predict import predict_tree
+    from genre.pipeline import predict_tree
 
     slow = _Slow(0.3)
     with caplog.at_level(logging.INFO):
@@ -201,7 +201,7 @@ def test_default_method_uses_the_shipped_weights(mini_tree, tmp_path):
 def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monkeypatch):
     case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")  # 3 slices
     started = [threading.Event() for _ in range(3)]
-    read = predict_module._checked
+    read = pipeline._checked
 
     def recording_read(kus, index, shape):
         started[index[1]].set()
@@ -218,10 +218,10 @@ def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monke
                 self.overlapped.append(started[z + 1].wait(timeout=10))
             return ZeroFilled().reconstruct(kspace, mask, info)
 
-    serial = predict_module.reconstruct_case(case, ZeroFilled(), OutputMode.FULL)
-    monkeypatch.setattr(predict_module, "_checked", recording_read)
+    serial = pipeline.reconstruct_case(case, ZeroFilled(), OutputMode.FULL)
+    monkeypatch.setattr(pipeline, "_checked", recording_read)
     method = WaitsForTheNextRead()
-    got = predict_module.reconstruct_case(case, method, OutputMode.FULL)
+    got = pipeline.reconstruct_case(case, method, OutputMode.FULL)
     assert method.overlapped == [True, True]
     np.testing.assert_array_equal(got, serial)
 
@@ -229,14 +229,14 @@ def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monke
 def test_read_ahead_keeps_order_and_raises_a_read_error_where_its_slice_is_used():
     def read(i):
         if i == 7:
-            raise predict_module.CaseError("slice 7 is broken")
+            raise pipeline.CaseError("slice 7 is broken")
         return i * 10
 
-    assert list(predict_module._read_ahead(read, [3, 1, 2])) == [(3, 30), (1, 10), (2, 20)]
-    assert list(predict_module._read_ahead(read, [])) == []
-    chunks = predict_module._read_ahead(read, [0, 7, 1])
+    assert list(pipeline._read_ahead(read, [3, 1, 2])) == [(3, 30), (1, 10), (2, 20)]
+    assert list(pipeline._read_ahead(read, [])) == []
+    chunks = pipeline._read_ahead(read, [0, 7, 1])
     assert next(chunks) == (0, 0)
-    with pytest.raises(predict_module.CaseError, match="slice 7"):
+    with pytest.raises(pipeline.CaseError, match="slice 7"):
         next(chunks)
 
 
@@ -250,7 +250,7 @@ def test_a_methods_own_error_is_reported_with_the_file(mini_tree, tmp_path, capl
             return ZeroFilled().reconstruct(kspace, mask, info)
 
     with caplog.at_level(logging.ERROR):
-        report = predict_module.predict_tree(mini_tree, tmp_path / "out", FailsOnT1w())
+        report = pipeline.predict_tree(mini_tree, tmp_path / "out", FailsOnT1w())
     [(path, problem)] = report.failed
     assert path.name.startswith("T1w_kus_") and problem == f"{path}: bart pics failed: out of memory"
     assert problem in caplog.text and len(report.done) == len(find_cases(mini_tree)) - 1
