@@ -4,7 +4,7 @@
 * :mod:`train.run`: data split, datasets, process group, resumption; :func:`~train.run.run_training`;
 * :mod:`train.trainer`: the loop (generator and discriminator steps, validation, epochs);
 * :mod:`train.objective`: per-cascade losses, CoV weighting, SDA bank, finite-gradient RSS;
-* :mod:`train.checkpointing`: training-state checkpoints for exact resumption;
+* :mod:`train.training_state`: training-state checkpoints for exact resumption;
 * :mod:`train.distributed`: DDP setup from ``torchrun``'s environment and the collectives used;
 * :mod:`train.records`, :mod:`train.plots`: ``log.csv`` / ``val.csv`` and the PNG figures.
 

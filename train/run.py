@@ -16,7 +16,7 @@ from genre.data.curriculum import curriculum_accelerations
 from genre.data.dataset import TrainingDataset
 from genre.data.training_files import scan_files, split_cases
 from genre.device import resolve_device
-from train import checkpointing
+from train import training_state
 from train.config import TrainConfig
 from train.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from train.trainer import Trainer
@@ -98,7 +98,7 @@ def run_training(
     if not ctx.is_main:
         log.setLevel(logging.WARNING)  # one copy of the progress messages, from rank 0
     try:
-        latest = checkpointing.latest_checkpoint(out)
+        latest = training_state.latest_state(out)
         state = None
         if latest is not None and not resume:
             raise TrainingSetupError(f"{out}: holds a run ({latest.name}); pass --resume to continue it or choose another --out")
@@ -106,7 +106,7 @@ def run_training(
             log.warning("%s: no checkpoint to resume from; starting a new run", out)
         if resume and latest is not None:
             try:
-                state = checkpointing.load_state(latest)
+                state = training_state.load_state(latest)
                 saved = TrainConfig.from_dict(state["config"])
             except (OSError, RuntimeError, ValueError, KeyError) as exc:
                 raise TrainingSetupError(f"{latest}: not a usable training checkpoint ({exc})") from None

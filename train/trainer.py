@@ -11,7 +11,7 @@ One iteration, per batch of samples (:mod:`genre.data.dataset`):
    the final output (:class:`train.objective.Objective`); AdamW, gradient norm clipped.
 
 StepLR steps once per epoch; the curriculum sets the accelerations of each epoch. After every
-epoch: validation on held-out patients with the organizers' metrics, ``last.safetensors`` /
+epoch: validation on held-out patients (:mod:`train.validation`), ``last.safetensors`` /
 ``best.safetensors`` (by validation SSIM; by the epoch's mean training loss without validation
 data), a training-state checkpoint, and the plots. Training-state checkpoints also every
 ``ckpt_every`` steps. Under DDP only rank 0 writes.
@@ -37,36 +37,25 @@ from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evaluation.metrics import image_scores, normalize_percentile
-from genre.checkpoint import save_checkpoint
 from genre.data.curriculum import curriculum_accelerations
 from genre.data.dataset import TrainingDataset
 from genre.data.sampler import DomainInterleavedSampler
-from genre.kspace import rss_from_kspace
 from genre.losses import discriminator_loss, generator_loss
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from train import checkpointing, plots
+from genre.weights_file import save_weights
+from train import plots, training_state
 from train.batch import scaled_batch
 from train.config import TrainConfig
-from train.distributed import DistContext, all_reduce_mean, all_reduce_sum, gather_objects
+from train.distributed import DistContext, all_reduce_mean, gather_objects
 from train.objective import Objective, rss_image
 from train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
+from train.validation import validate
 
 log = logging.getLogger("genre.train")
 
-# In the order of evaluation.metrics.image_scores.
-_VAL_METRICS = ("psnr", "ssim", "nmse", "zf_psnr", "zf_ssim", "zf_nmse")
-
-
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _evenly_spaced(n: int, limit: int | None) -> list[int]:
-    if limit is None or n <= limit:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [0]
 
 
 class Trainer:
@@ -136,9 +125,9 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """The whole training state (collective under DDP: every process must call it)."""
-        local = {"rng": checkpointing.capture_rng()}
+        local = {"rng": training_state.capture_rng()}
         if self.objective.bank is not None:
-            local["sda"] = checkpointing.to_cpu(self.objective.bank.state_dict())
+            local["sda"] = training_state.to_cpu(self.objective.bank.state_dict())
         state = {
             "config": self.config.to_dict(),
             "step": self.step,
@@ -174,8 +163,8 @@ class Trainer:
         self.objective.load_state_dict(state["objective"])
         local = state["ranks"][self.ctx.rank]
         if self.objective.bank is not None:
-            self.objective.bank.load_state_dict(checkpointing.to_device(local["sda"], self.device))
-        checkpointing.restore_rng(local["rng"])
+            self.objective.bank.load_state_dict(training_state.to_device(local["sda"], self.device))
+        training_state.restore_rng(local["rng"])
         if self.ctx.is_main:
             # Rows written after this checkpoint by the interrupted run are redone now.
             self.step_log.truncate("step", self.step)
@@ -184,8 +173,8 @@ class Trainer:
     def save_training_state(self) -> None:
         state = self.state_dict()
         if self.ctx.is_main:
-            checkpointing.save_state(checkpointing.checkpoint_path(self.out, self.step), state)
-            checkpointing.prune(self.out, self.config.keep_checkpoints)
+            training_state.save_state(training_state.state_path(self.out, self.step), state)
+            training_state.prune(self.out, self.config.keep_checkpoints)
 
     # ------------------------------------------------------------------ one step
 
@@ -298,42 +287,11 @@ class Trainer:
                 if self.step % self.config.ckpt_every == 0 and self.step_in_epoch < total:
                     self.save_training_state()
 
-    @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
-        """Mean metrics per validation group, the organizers' per-image SSIM / PSNR / NMSE on the RSS images.
-
-        The samples (at most ``val_max_samples`` per group, evenly spaced) are sharded over the
-        processes and the sums reduced. Rank 0 also draws the panel of the first sample.
-        """
-        model = self.gen_module.eval()
-        centre = model.config.adjacent // 2
-        results = {}
-        panel_done = False
-        for group, dataset in self.val_sets.items():
-            indices = _evenly_spaced(len(dataset), self.config.val_max_samples)
-            sums = torch.zeros(len(_VAL_METRICS) + 1, dtype=torch.float64)
-            for position in range(self.ctx.rank, len(indices), self.ctx.world_size):
-                item = dataset[indices[position]]
-                full = item["kspace"].unsqueeze(0).to(self.device)
-                mask = item["mask"].unsqueeze(0).to(self.device)
-                measured = full * mask.unsqueeze(2)
-                recon = model.reconstruct(measured, mask)[0].float().cpu().numpy()
-                zero_filled = rss_from_kspace(measured[0, centre]).cpu().numpy()
-                gt = item["target"].numpy()
-                reference = normalize_percentile(gt)
-                scores = image_scores(reference, normalize_percentile(recon))
-                zf_scores = image_scores(reference, normalize_percentile(zero_filled))
-                sums += torch.tensor([*scores, *zf_scores, 1.0], dtype=torch.float64)
-                if self.ctx.is_main and not panel_done:
-                    title = (f"epoch {self.epoch + 1}: {item['stem']} frame {item['frame']} slice {item['slice']}, "
-                             f"{item['pattern']}{item['acceleration']}, SSIM {scores[1]:.4f} (zero-filled {zf_scores[1]:.4f})")
-                    plots.plot_panel(gt, zero_filled, recon, title, self.out / "plots" / f"val_epoch{self.epoch + 1:03d}.png")
-                    panel_done = True
-            sums = all_reduce_sum(self.ctx, sums.to(self.device)).cpu()
-            count = int(sums[-1])
-            if count:
-                results[group] = {"samples": count, **{m: float(v) / count for m, v in zip(_VAL_METRICS, sums)}}
-        return results
+        """Mean metrics per validation group (:func:`train.validation.validate`); rank 0 draws this epoch's panel."""
+        epoch = self.epoch + 1
+        panel = self.out / "plots" / f"val_epoch{epoch:03d}.png" if self.ctx.is_main else None
+        return validate(self.gen_module, self.val_sets, self.ctx, self.config.val_max_samples, epoch, panel)
 
     def _score(self, metrics: dict[str, dict[str, float]]) -> float:
         """Higher is better: validation SSIM of the seen domains, else minus the epoch's mean training loss."""
@@ -344,7 +302,7 @@ class Trainer:
     def _write_weights(self, name: str, metrics: dict[str, dict[str, float]]) -> None:
         summary = {**self.summary, "epoch": self.epoch, "step": self.step, "validation": metrics,
                    "train_config": self.config.to_dict()}
-        save_checkpoint(self.out / name, self.gen_module, summary)
+        save_weights(self.out / name, self.gen_module, summary)
 
     def _plot(self) -> None:
         rows = self.step_log.rows()

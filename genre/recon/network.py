@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from genre.checkpoint import CheckpointError, load_generator
+from genre.weights_file import WeightsFileError, load_generator
 from genre.models.generator import Generator
 from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.series import Neighbours, adjacent_positions
@@ -146,7 +146,7 @@ def build_genre_reconstructor(
     path = checkpoint if checkpoint is not None else _shipped_weights()
     try:
         model = load_generator(path, device)
-    except CheckpointError as err:
+    except WeightsFileError as err:
         raise MethodUnavailable(str(err)) from None
     return GenreReconstructor(model, device, max_batch or DEFAULT_MAX_BATCH)
 
