@@ -278,7 +278,7 @@ def run(settings: Settings, device: torch.device, report: dict[str, Any], save: 
         state = model.state_dict()
         for size in settings.sizes:
             label = f"{size[0]}x{size[1]}"
-            work = count_work(model, settings.coils, *size)
+            work = count_work(model.config, settings.coils, *size)
             report["floor"].append({
                 "preset": name, "size": label, **asdict(work),
                 "min_bytes_fp32": work.bytes(False), "min_bytes_bf16": work.bytes(True),

@@ -202,7 +202,7 @@ def test_bf16_autocast_on_cuda_stays_close_to_fp32():
 def test_model_info_command(capsys):
     from genre.cli import main
 
-    args = ["model-info", "--preset", "tiny", "--height", "37", "--width", "51", "--coils", "3", "--device", "cpu"]
+    args = ["model-info", "--preset", "tiny", "--height", "37", "--width", "51", "--coils", "3"]
     assert main(args) == 0
     out = capsys.readouterr().out
     params = sum(p.numel() for p in Generator(preset("tiny")).parameters())
