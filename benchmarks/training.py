@@ -25,8 +25,8 @@ from genre.losses import SDABank, discriminator_loss, ear_loss, generator_loss
 from genre.models.config import GeneratorConfig
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from train.batch import scaled_batch
-from train.objective import fidelity, rss_image
+from genre.train.batch import scaled_batch
+from genre.train.objective import fidelity, rss_image
 
 ADV_WEIGHT = 0.01
 GRAD_CLIP = 0.1

@@ -1,5 +1,5 @@
 """Generator weights files (what ``--checkpoint`` names): weights in ``<name>.safetensors``, config and
-provenance in ``<name>.json`` beside it. The training loop's resumable state is :mod:`train.training_state`.
+provenance in ``<name>.json`` beside it. The training loop's resumable state is :mod:`genre.train.training_state`.
 
 The sidecar holds ``config`` (:meth:`GeneratorConfig.to_dict`), ``version`` (the package's),
 ``git_commit`` (``None`` outside a git checkout) and ``summary`` (free-form, from training).

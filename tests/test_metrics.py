@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from evaluation.aggregate import adjusted_means, breakdown, leaderboard_group, nanmean, task_scores
-from evaluation.evaluate import ERROR, MISSING, OK, FileResult
-from evaluation.metrics import (
+from genre.evaluation.aggregate import adjusted_means, breakdown, leaderboard_group, nanmean, task_scores
+from genre.evaluation.evaluate import ERROR, MISSING, OK, FileResult
+from genre.evaluation.metrics import (
     ScoreError,
     ShapeMismatch,
     VolumeScore,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from evaluation.reference import reference_image
+from genre.evaluation.reference import reference_image
 from genre import pipeline
 from genre.cli import main
 from genre.data.cmrx import find_cases

@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 import torch
 
-from evaluation.reference import reference_image
+from genre.evaluation.reference import reference_image
 from genre.cli import main
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode

@@ -23,13 +23,13 @@ from genre.data.synthetic import SynthConfig, make_tree
 from genre.recon.base import SeriesInfo
 from genre.recon.network import GenreReconstructor
 from genre.series import adjacent_positions
-from evaluation.metrics import image_scores, normalize_percentile
-from train import training_state
-from train.config import TrainConfig
-from train.distributed import DistContext
-from train.objective import rss_image
-from train.run import build_datasets, run_training
-from train.trainer import Trainer
+from genre.evaluation.metrics import image_scores, normalize_percentile
+from genre.train import training_state
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext
+from genre.train.objective import rss_image
+from genre.train.run import build_datasets, run_training
+from genre.train.trainer import Trainer
 
 # Two domains (SDA needs another domain in the bank), two patients each (P002 is validation).
 SYNTH = SynthConfig(layout="train", domains=2, cases=2, size=(32, 32), coils=4, frames=4, slices=1,

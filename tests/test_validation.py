@@ -1,6 +1,6 @@
-"""Validation during training (train.validation); that it scores what predict writes is in tests/test_train.py."""
+"""Validation during training (genre.train.validation); that it scores what predict writes is in tests/test_train.py."""
 
-from train.validation import evenly_spaced
+from genre.train.validation import evenly_spaced
 
 
 def test_evenly_spaced_keeps_the_ends_and_caps_the_count():

@@ -16,10 +16,10 @@ from genre.data.curriculum import curriculum_accelerations
 from genre.data.dataset import TrainingDataset
 from genre.data.training_files import scan_files, split_cases
 from genre.device import resolve_device
-from train import training_state
-from train.config import TrainConfig
-from train.distributed import DistContext, broadcast_object, cleanup, init_distributed
-from train.trainer import Trainer
+from genre.train import training_state
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext, broadcast_object, cleanup, init_distributed
+from genre.train.trainer import Trainer
 
 log = logging.getLogger("genre.train")
 

@@ -3,15 +3,15 @@
 One iteration, per batch of samples (:mod:`genre.data.dataset`):
 
 1. undersample the fully sampled adjacent k-space with the mask, divide everything by the input
-   scale (:func:`train.batch.scaled_batch`, the scale inference applies);
+   scale (:func:`genre.train.batch.scaled_batch`, the scale inference applies);
 2. run the generator (activation checkpointing per cascade, bf16 CNNs on CUDA);
 3. update the patch discriminator on the detached final output (or once per cascade), real pair
    ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)``;
 4. update the generator with the CoV-weighted per-cascade losses plus the adversarial term on
-   the final output (:class:`train.objective.Objective`); AdamW, gradient norm clipped.
+   the final output (:class:`genre.train.objective.Objective`); AdamW, gradient norm clipped.
 
 StepLR steps once per epoch; the curriculum sets the accelerations of each epoch. After every
-epoch: validation on held-out patients (:mod:`train.validation`), ``last.safetensors`` /
+epoch: validation on held-out patients (:mod:`genre.train.validation`), ``last.safetensors`` /
 ``best.safetensors`` (by validation SSIM; by the epoch's mean training loss without validation
 data), a training-state checkpoint, and the plots. Training-state checkpoints also every
 ``ckpt_every`` steps. Under DDP only rank 0 writes.
@@ -44,13 +44,13 @@ from genre.losses import discriminator_loss, generator_loss
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
 from genre.weights_file import save_weights
-from train import plots, training_state
-from train.batch import scaled_batch
-from train.config import TrainConfig
-from train.distributed import DistContext, all_reduce_mean, gather_objects
-from train.objective import Objective, rss_image
-from train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
-from train.validation import validate
+from genre.train import plots, training_state
+from genre.train.batch import scaled_batch
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext, all_reduce_mean, gather_objects
+from genre.train.objective import Objective, rss_image
+from genre.train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
+from genre.train.validation import validate
 
 log = logging.getLogger("genre.train")
 
@@ -288,7 +288,7 @@ class Trainer:
                     self.save_training_state()
 
     def validate(self) -> dict[str, dict[str, float]]:
-        """Mean metrics per validation group (:func:`train.validation.validate`); rank 0 draws this epoch's panel."""
+        """Mean metrics per validation group (:func:`genre.train.validation.validate`); rank 0 draws this epoch's panel."""
         epoch = self.epoch + 1
         panel = self.out / "plots" / f"val_epoch{epoch:03d}.png" if self.ctx.is_main else None
         return validate(self.gen_module, self.val_sets, self.ctx, self.config.val_max_samples, epoch, panel)

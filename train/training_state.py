@@ -1,7 +1,7 @@
 """Training state: everything a resumed run needs to continue exactly, saved as ``checkpoints/step_*.pt``.
 
 A state is a dict saved with :func:`torch.save` under ``<out>/checkpoints/step_<8 digits>.pt``:
-``config`` (the :class:`~train.config.TrainConfig` as a dict), ``step``, ``epoch`` and
+``config`` (the :class:`~genre.train.config.TrainConfig` as a dict), ``step``, ``epoch`` and
 ``step_in_epoch`` (the sampler position), the ``generator`` and ``discriminator`` weights,
 their ``optimizers`` and ``schedulers``, the ``objective`` (CoV statistics), ``best`` (the best
 score so far) and ``ranks``: per process, its SDA bank and RNG states (both differ between DDP

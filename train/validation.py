@@ -3,7 +3,7 @@
 Each sample's undersampled adjacent k-space goes through :meth:`Generator.reconstruct` (input
 scale, network, unscale: what ``genre predict`` runs), and the reconstruction and the
 zero-filled image are scored against the RSS target with the organizers' per-image metrics
-(:func:`evaluation.metrics.image_scores` after per-image percentile normalisation).
+(:func:`genre.evaluation.metrics.image_scores` after per-image percentile normalisation).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from evaluation.metrics import image_scores, normalize_percentile
+from genre.evaluation.metrics import image_scores, normalize_percentile
 from genre.kspace import rss_from_kspace
 from genre.models.generator import Generator
-from train import plots
-from train.distributed import DistContext, all_reduce_sum
+from genre.train import plots
+from genre.train.distributed import DistContext, all_reduce_sum
 
-#: The columns of a group's result, in the order of :func:`evaluation.metrics.image_scores`.
+#: The columns of a group's result, in the order of :func:`genre.evaluation.metrics.image_scores`.
 METRICS = ("psnr", "ssim", "nmse", "zf_psnr", "zf_ssim", "zf_nmse")
 
 

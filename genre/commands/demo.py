@@ -57,8 +57,8 @@ def register(subparsers, formatter_class) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.evaluate import evaluate_methods
-    from evaluation.report import print_comparison, write_reports
+    from genre.evaluation.evaluate import evaluate_methods
+    from genre.evaluation.report import print_comparison, write_reports
     from genre.data.synthetic import SynthConfig, make_tree
     from genre.pipeline import log_summary, predict_tree
 
@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 def write_demo_panel(path: Path, data: Path, roots: dict[str, Path], mode: OutputMode) -> Path:
     """Ground truth, each method and its error map for the first frame of a central cine slice."""
-    from evaluation.reference import read_img4ranking, reference_image
-    from evaluation.report import write_panel
+    from genre.evaluation.reference import read_img4ranking, reference_image
+    from genre.evaluation.report import write_panel
     from genre.data.cmrx import find_cases
 
     cases = find_cases(data)

@@ -48,7 +48,7 @@ def _optional_positive(text: str) -> int | None:
 def register(subparsers, formatter_class) -> None:
     from genre.data.dataset import DOMAIN_KEYS
     from genre.models.config import PRESETS
-    from train.config import TrainConfig
+    from genre.train.config import TrainConfig
 
     d = TrainConfig()
     parser = subparsers.add_parser(
@@ -102,8 +102,8 @@ def register(subparsers, formatter_class) -> None:
 def run(args: argparse.Namespace) -> int:
     from genre.data.matio import MatFileError
     from genre.device import DeviceUnavailable
-    from train.config import TrainConfig
-    from train.run import TrainingSetupError, run_training
+    from genre.train.config import TrainConfig
+    from genre.train.run import TrainingSetupError, run_training
 
     try:
         config = TrainConfig(
