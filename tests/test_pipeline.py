@@ -21,6 +21,15 @@ def _outputs(root):
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
+#: Measured on the mini tree: at most 0.17 (zero-filled, full mode), 0.13 for CG-SENSE; an output
+#: at half the right scale is off by 0.51 or more, so this bound fails it.
+MAX_ERROR = 0.25
+
+
+def _relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
+
+
 def _gt(case, root, mode):
     return reference_image(case, root, mode)
 
@@ -37,8 +46,9 @@ def test_predict_writes_contract_valid_outputs(mini_tree, tmp_path, mode, method
         expected = _gt(case, mini_tree, OutputMode(mode))
         assert got.dtype == np.float32 and got.shape == expected.shape
         assert np.isfinite(got).all()
-        err = np.linalg.norm(got - expected) / np.linalg.norm(expected)
-        assert err < 0.6, (case.stem, err)
+        error = _relative_error(got, expected)
+        assert error < MAX_ERROR, (case.stem, error)
+        assert _relative_error(0.5 * got, expected) > MAX_ERROR, "the bound must catch an output at half the scale"
 
 
 def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
@@ -49,7 +59,7 @@ def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
         case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")
         got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
         gt = _gt(case, mini_tree, OutputMode.FULL)
-        errors[method] = np.linalg.norm(got - gt) / np.linalg.norm(gt)
+        errors[method] = _relative_error(got, gt)
     assert errors["sense"] < 0.8 * errors["zero-filled"], errors
 
 

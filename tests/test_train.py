@@ -59,6 +59,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_loss_falls_with_every_loss_on(data, tmp_path):
     """20 steps on two fixed samples, one per domain, with fidelity, EAR, SDA and the GAN."""
     train_set, _ = build_datasets(CONFIG, data, CPU)
@@ -76,6 +77,7 @@ def test_loss_falls_with_every_loss_on(data, tmp_path):
     assert np.mean([r["sda"] for r in rows[-4:]]) < 0.5 * np.mean([r["sda"] for r in rows[1:5]])
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_falls_without_sda_and_gan(data, tmp_path):
     """The ablation switches, and the generator learns the reconstruction itself: fidelity and EAR fall."""
     config = replace(CONFIG, sda=False, gan=False, residual=False)
@@ -201,6 +203,7 @@ def _ddp_worker(rank: int, port: int, data: str, out: str) -> None:
     run_training(replace(CONFIG, steps_per_epoch=2), Path(data), Path(out), device="cpu")
 
 
+@pytest.mark.slow
 def test_ddp_two_processes(data, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
