@@ -46,6 +46,7 @@ class ValidationReport:
     found: int = 0  # of those, outputs present at the right path
     valid: int = 0  # of those, outputs without any problem
     unexpected: int = 0  # files under OUT that no input asks for
+    other_mode: int = 0  # of those found, outputs of the shape the other output mode gives
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -86,8 +87,12 @@ def _wrapped(relative: Path, expected: dict[Path, Case]) -> Path | None:
     return None
 
 
-def check_output(path: Path, shape: tuple[int, ...]) -> list[str]:
-    """Problems of one output file, each a line naming it; empty when it is valid."""
+def check_output(path: Path, shape: tuple[int, ...], other_mode: tuple[OutputMode, tuple[int, ...]] | None = None) -> list[str]:
+    """Problems of one output file, each a line naming it; empty when it is valid.
+
+    ``other_mode``: the other output mode and the shape it would give; an output of that shape
+    is told so (the commonest slip: full volumes where the validation zip wants ranking crops).
+    """
     if path.is_symlink() or not path.is_file():
         return [f"{path}: not a regular file"]
     try:
@@ -115,7 +120,10 @@ def check_output(path: Path, shape: tuple[int, ...]) -> list[str]:
     if image.dtype != np.float32:
         problems.append(f"{path}: {VARIABLE!r} is {image.dtype}, must be float32 (single)")
     if tuple(image.shape) != tuple(shape):
-        problems.append(f"{path}: {VARIABLE!r} has shape {tuple(image.shape)}, expected {tuple(shape)} (MATLAB order)")
+        problem = f"{path}: {VARIABLE!r} has shape {tuple(image.shape)}, expected {tuple(shape)} (MATLAB order)"
+        if other_mode is not None and tuple(image.shape) == tuple(other_mode[1]):
+            problem += f", which is this file's {other_mode[0].value}-mode output"
+        problems.append(problem)
     if np.issubdtype(image.dtype, np.number):
         nan, inf = int(np.isnan(image).sum()), int(np.isinf(image).sum())
         if nan or inf:
@@ -171,12 +179,16 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
             problems.append(f"{path}: no Task* folder in its path; the graders look for OUT/<Task>/MultiCoil/...")
         elif relative.parts[0] != case.location.task:
             problems.append(f"{path}: the task folder {case.location.task} is not at the top of the output (nothing may wrap it)")
+        other = OutputMode.FULL if output_mode is OutputMode.RANKING else OutputMode.RANKING
         try:
             shape = expected_output_shape(case, output_mode)
+            other_shape = expected_output_shape(case, other)
         except (MatFileError, ValueError) as exc:
             problems.append(f"{case.kus_path}: cannot tell the expected output shape ({exc})")
         else:
-            problems += check_output(path, shape)
+            found = check_output(path, shape, (other, other_shape))
+            report.other_mode += any(p.endswith(f"{other.value}-mode output") for p in found)
+            problems += found
         report.problems += problems
         report.valid += not problems
     return report
@@ -190,6 +202,12 @@ def format_submission_report(report: ValidationReport) -> str:
         f"{report.missing} missing, {report.unexpected} unexpected files",
     ]
     lines += [f"PROBLEM {problem}" for problem in report.problems]
+    if report.other_mode and report.output_mode is OutputMode.RANKING:
+        lines.append(f"HINT: {report.other_mode} outputs are full volumes; the validation zip needs ranking outputs "
+                     "(genre predict --output-mode ranking)")
+    elif report.other_mode:
+        lines.append(f"HINT: {report.other_mode} outputs are ranking crops; full mode needs whole volumes "
+                     "(genre predict --output-mode full), or check them with --output-mode ranking")
     if report.ok:
         lines.append("OK: every output is present and valid, and nothing else is there")
     else:
