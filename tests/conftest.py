@@ -59,6 +59,15 @@ def uniform_mask(frames: int, ny: int, nx: int, step: int, acs: int = 8) -> np.n
     return mask
 
 
+def kt_mask(frames: int, ky: int, kx: int) -> torch.Tensor:
+    """k-t pattern ``(frames, ky, kx)``: every third line shifted per frame, plus 8 central lines."""
+    mask = torch.zeros(frames, ky, kx)
+    for f in range(frames):
+        mask[f, f % 3 :: 3] = 1
+    mask[:, ky // 2 - 4 : ky // 2 + 4] = 1
+    return mask
+
+
 # (stem, modality, frames, slices, with_time_axis)
 MINI_SERIES = [
     ("cine_sax", "Cine", 4, 3, True),
