@@ -6,7 +6,7 @@ One iteration, per batch of samples (:mod:`genre.data.dataset`):
    scale (:func:`genre.train.batch.scaled_batch`, the scale inference applies);
 2. run the generator (activation checkpointing per cascade, bf16 CNNs on CUDA);
 3. update the patch discriminator on the detached final output (or once per cascade), real pair
-   ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)``;
+   ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)`` (:mod:`genre.train.adversary`);
 4. update the generator with the CoV-weighted per-cascade losses plus the adversarial term on
    the final output (:class:`genre.train.objective.Objective`); AdamW, gradient norm clipped.
 
@@ -19,7 +19,6 @@ data), a training-state checkpoint, and the plots. Training-state checkpoints al
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -40,11 +39,11 @@ from tqdm import tqdm
 from genre.data.curriculum import curriculum_accelerations
 from genre.data.dataset import TrainingDataset
 from genre.data.sampler import DomainInterleavedSampler
-from genre.losses import discriminator_loss, generator_loss
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
 from genre.weights_file import save_weights
 from genre.train import plots, training_state
+from genre.train.adversary import adversarial_loss, discriminator_step
 from genre.train.batch import scaled_batch
 from genre.train.config import TrainConfig
 from genre.train.distributed import DistContext, all_reduce_mean, gather_objects
@@ -178,40 +177,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.bf16)
-
-    def _discriminate(self, disc: torch.nn.Module, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
-        """Patch logits of ``(image, zero-filled)`` pairs ``(batch, ky, kx)`` each, in float32."""
-        with self._autocast():
-            return disc(torch.stack([image, zero_filled], dim=1)).float()
-
-    def _discriminator_step(self, fakes: list[torch.Tensor], target: torch.Tensor, zero_filled: torch.Tensor) -> float:
-        """One update per (detached) fake image; real and fake pairs go through the network as one batch."""
-        losses = []
-        for fake in fakes:
-            images = torch.cat([target, fake.detach()])
-            logits = self._discriminate(self.discriminator, images, torch.cat([zero_filled, zero_filled]))
-            real_logits, fake_logits = logits.chunk(2)
-            loss = discriminator_loss(real_logits, fake_logits)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_grad_norm_(self.discriminator.parameters(), self.config.grad_clip)
-            self.opt_d.step()
-            losses.append(loss.detach())
-        return float(all_reduce_mean(self.ctx, torch.stack(losses).mean()))
-
-    def _adversarial(self, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
-        """Generator's adversarial loss on its final image; the discriminator is frozen and run outside DDP."""
-        disc = _unwrap(self.discriminator)
-        disc.requires_grad_(False)
-        try:
-            return generator_loss(self._discriminate(disc, image, zero_filled))
-        finally:
-            disc.requires_grad_(True)
-
     def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One iteration on ``batch`` (collated dataset items); returns the row logged for it."""
         tic = time.perf_counter()
@@ -226,8 +191,12 @@ class Trainer:
         if self.discriminator is not None:
             final = rss_image(out.kspace[-1])
             fakes = [rss_image(k) for k in out.kspace] if self.config.disc_per_cascade else [final]
-            row["disc"] = self._discriminator_step(fakes, b.target, b.zero_filled)
-            adversarial = self._adversarial(final, b.zero_filled)
+            bf16 = self.config.bf16
+            disc_loss = discriminator_step(self.discriminator, self.opt_d, fakes, b.target, b.zero_filled,
+                                           self.config.grad_clip, bf16)
+            row["disc"] = float(all_reduce_mean(self.ctx, disc_loss))
+            # The frozen discriminator runs outside DDP: no gradient of it to synchronise.
+            adversarial = adversarial_loss(_unwrap(self.discriminator), final, b.zero_filled, bf16)
             total = total + self.config.adv_weight * adversarial
             row["adv"] = float(all_reduce_mean(self.ctx, adversarial.detach()))
         self.opt_g.zero_grad(set_to_none=True)
