@@ -2,7 +2,7 @@
 
 One sample is one target frame of one slice of one fully sampled file (``FullSample``): the
 ``adjacent`` frames around it (or, in a single-frame series, the neighbouring slices; see
-:func:`genre.series.neighbours` and :func:`genre.series.adjacent_indices`, which inference
+:func:`genre.series.neighbours` and :func:`genre.series.adjacent_positions`, which inference
 uses too), a sampling mask for those frames, and the target RSS image. Items are dicts:
 
 * ``kspace``: fully sampled k-space ``(adj, coils, ky, kx)`` complex64 (the ground truth; the
