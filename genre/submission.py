@@ -25,10 +25,12 @@ import scipy.io
 from scipy.io.matlab import matfile_version
 
 from genre.data.cmrx import UNKNOWN, Case, find_cases
-from genre.data.contract import OutputMode, expected_output_shape
+from genre.data.contract import OutputMode, image_shape, output_shape
 from genre.data.matio import MatFileError
 
 VARIABLE = "img4ranking"
+#: The end of a shape problem whose output has the other output mode's shape (counted for the report's hint).
+_OTHER_MODE = ", which is this file's {}-mode output"
 
 
 class SubmissionSetupError(Exception):
@@ -122,7 +124,7 @@ def check_output(path: Path, shape: tuple[int, ...], other_mode: tuple[OutputMod
     if tuple(image.shape) != tuple(shape):
         problem = f"{path}: {VARIABLE!r} has shape {tuple(image.shape)}, expected {tuple(shape)} (MATLAB order)"
         if other_mode is not None and tuple(image.shape) == tuple(other_mode[1]):
-            problem += f", which is this file's {other_mode[0].value}-mode output"
+            problem += _OTHER_MODE.format(other_mode[0].value)
         problems.append(problem)
     if np.issubdtype(image.dtype, np.number):
         nan, inf = int(np.isnan(image).sum()), int(np.isinf(image).sum())
@@ -181,13 +183,13 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
             problems.append(f"{path}: the task folder {case.location.task} is not at the top of the output (nothing may wrap it)")
         other = OutputMode.FULL if output_mode is OutputMode.RANKING else OutputMode.RANKING
         try:
-            shape = expected_output_shape(case, output_mode)
-            other_shape = expected_output_shape(case, other)
+            image = image_shape(case)
         except (MatFileError, ValueError) as exc:
             problems.append(f"{case.kus_path}: cannot tell the expected output shape ({exc})")
         else:
+            shape, other_shape = (output_shape(case.stem, image, mode) for mode in (output_mode, other))
             found = check_output(path, shape, (other, other_shape))
-            report.other_mode += any(p.endswith(f"{other.value}-mode output") for p in found)
+            report.other_mode += any(p.endswith(_OTHER_MODE.format(other.value)) for p in found)
             problems += found
         report.problems += problems
         report.valid += not problems

@@ -13,29 +13,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Groups of modules by name prefix (the longest prefix wins) and the groups each may import.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "genre": (),  # the package itself: its version
-    "genre.allocator": (),
-    "genre.device": (),
-    "genre.kspace": ("maths",),
-    "genre.masks": ("maths",),
-    "genre.series": ("maths",),
-    "genre.matlab_round": ("maths",),
-    "genre.data": ("data",),
-    "genre.models": ("models",),
-    "genre.losses": ("models",),
-    "genre.weights_file": ("weights",),
-    "genre.recon": ("recon",),
-    "genre.evaluation": ("evaluation",),
-    "genre.submission": ("submission",),
-    "genre.pipeline": ("pipeline",),
-    "genre.train": ("train",),
-    "genre.commands": ("commands",),
-    "genre.cli": ("commands",),
-    "genre.__main__": ("commands",),
-    "benchmarks": ("benchmarks",),
-    "predict": ("entry point",),
+#: The group of each module, by name prefix (the longest prefix wins; "genre" alone is only the package itself).
+GROUPS: dict[str, str] = {
+    "genre": "base",  # the package itself: its version
+    "genre.allocator": "base",
+    "genre.device": "base",
+    "genre.kspace": "maths",
+    "genre.masks": "maths",
+    "genre.series": "maths",
+    "genre.matlab_round": "maths",
+    "genre.data": "data",
+    "genre.models": "models",
+    "genre.losses": "models",
+    "genre.weights_file": "weights",
+    "genre.recon": "recon",
+    "genre.evaluation": "evaluation",
+    "genre.submission": "submission",
+    "genre.pipeline": "pipeline",
+    "genre.train": "train",
+    "genre.commands": "commands",
+    "genre.cli": "commands",
+    "genre.__main__": "commands",
+    "benchmarks": "benchmarks",
+    "predict": "entry point",
 }
 #: What each group may import besides itself (torch, numpy and the standard library are free).
 MAY_IMPORT: dict[str, set[str]] = {
@@ -66,9 +66,7 @@ def _group(module: str) -> str | None:
         covers = module == prefix or (prefix != "genre" and module.startswith(prefix + "."))
         if covers and (best is None or len(prefix) > len(best)):
             best = prefix
-    if best is None:
-        return None
-    return GROUPS[best][0] if GROUPS[best] else "base"
+    return None if best is None else GROUPS[best]
 
 
 def _module_name(path: Path) -> str:

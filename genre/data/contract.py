@@ -63,11 +63,16 @@ def output_shape(stem: str, shape: tuple[int, int, int, int], mode: OutputMode) 
     return matlab_shape((nx, ny, len(keep_slices), len(keep_frames)))
 
 
-def expected_output_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
-    """MATLAB-order shape of the case's ``img4ranking``, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
+def image_shape(case: Case) -> tuple[int, int, int, int]:
+    """The internal ``(frames, slices, ky, kx)`` of the case's image, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
     with MatArray(case.kus_path, ["kus"]) as kus:
         frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
-    return output_shape(case.stem, (frames, slices, ny, nx), mode)
+    return frames, slices, ny, nx
+
+
+def expected_output_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
+    """MATLAB-order shape of the case's ``img4ranking``, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
+    return output_shape(case.stem, image_shape(case), mode)
 
 
 def reduce_image(image: np.ndarray, stem: str, mode: OutputMode) -> np.ndarray:
