@@ -28,7 +28,9 @@ RUN pip install \
         matplotlib==3.11.2
 
 # genre/ carries the shipped weights (genre/weights/) when they exist; /app/predict.py imports
-# this copy, so the weights are found whether or not the wheel packages them.
+# this copy, so the weights are found whether or not the wheel packages them. COPY keeps the
+# links genre/evaluation and genre/train (to ../evaluation and ../train, the packages
+# genre.evaluation and genre.train), so both folders are copied beside genre/.
 COPY pyproject.toml README.md predict.py ./
 COPY genre ./genre
 COPY evaluation ./evaluation

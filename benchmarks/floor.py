@@ -2,7 +2,7 @@
 
 Work (:func:`count_work`) is counted on one inference pass at batch 1 and the benchmark size:
 
-* FLOPs from :func:`genre.commands.model_info.count_flops` (torch's FlopCounterMode:
+* FLOPs from :func:`genre.models.flops.count_flops` (torch's FlopCounterMode on the meta device:
   convolutions and matrix products, 2 FLOPs per multiply-add; FFTs and elementwise work not
   counted).
 * Minimum bytes moved, the model being: every weight read once per batch, the input k-space
@@ -24,8 +24,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.timing import time_call
-from genre.commands.model_info import count_flops
-from genre.models.generator import Generator
+from genre.models.config import GeneratorConfig
+from genre.models.flops import count_flops, meta_generator
 
 _ATEN = torch.ops.aten
 _CONVOLUTIONS = {_ATEN.convolution}
@@ -97,17 +97,17 @@ class _OutputCounter(TorchDispatchMode):
         return out
 
 
-def count_work(model: Generator, coils: int, height: int, width: int) -> Work:
-    """The :class:`Work` of one slice-frame of ``coils x height x width`` for ``model`` (on its device)."""
+def count_work(config: GeneratorConfig, coils: int, height: int, width: int) -> Work:
+    """The :class:`Work` of one slice-frame of ``coils x height x width`` for a ``config`` generator (on the meta device)."""
     counter = _OutputCounter()
     with counter:
-        flops = count_flops(model, coils, height, width)
-    adjacent = model.config.adjacent
+        flops = count_flops(config, coils, height, width)
+    adjacent = config.adjacent
     pixels = height * width
     io_bytes = adjacent * coils * pixels * 8 + adjacent * pixels * 4 + pixels * 4
     return Work(
         flops=flops,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=sum(p.numel() for p in meta_generator(config).parameters()),
         conv_elements=counter.conv_elements,
         fft_elements=counter.fft_elements,
         io_bytes=io_bytes,

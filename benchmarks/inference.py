@@ -22,7 +22,7 @@ from genre.models.config import GeneratorConfig
 from genre.models.generator import Generator
 from genre.models.prompt_unet import PromptUnet
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor
+from genre.recon.network import GenreReconstructor
 
 BATCHES = (1, 4, 8)
 

@@ -29,12 +29,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from benchmarks.inference import slice_inputs
-from benchmarks.speed import parse_size
+from benchmarks.speed import parse_benchmark_size
 from genre.models import prompt_unet
 from genre.models.config import PRESETS, preset
 from genre.models.generator import Generator
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor
+from genre.recon.network import GenreReconstructor
 
 _MIB = 2**20
 
@@ -142,7 +142,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=PRESETS, default="paper", help="generator preset (default: paper)")
-    parser.add_argument("--size", type=parse_size, default=(162, 448), help="matrix KYxKX (default: 162x448)")
+    parser.add_argument("--size", type=parse_benchmark_size, default=(162, 448), help="matrix KYxKX (default: 162x448)")
     parser.add_argument("--batch", type=_positive_ints, default=[8], help="target frames per network call, comma-separated "
                         "(default: 8, genre predict's)")
     parser.add_argument("--coils", type=_positive_int, default=10, help="receiver coils (default: 10)")

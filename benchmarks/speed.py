@@ -54,8 +54,8 @@ from benchmarks.training import time_training
 from genre.allocator import keep_freed_memory
 from genre.models.config import PRESETS, preset
 from genre.models.generator import Generator
-from genre.recon import MethodUnavailable, resolve_device
-from genre.recon.genre import DEFAULT_MAX_BATCH
+from genre.device import DeviceUnavailable, resolve_device
+from genre.recon.network import DEFAULT_MAX_BATCH
 
 #: CMRxRecon 2025 test set per task: ~100 patients x ~10 files x ~10 slices x 12 frames.
 TEST_SET_SLICE_FRAMES = 100 * 10 * 10 * 12
@@ -78,8 +78,8 @@ class Settings:
     only: tuple[str, ...] = ()  # substrings of the inference paths to run; empty: all
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``KYxKX`` -> ``(ky, kx)``, for argparse."""
+def parse_benchmark_size(text: str) -> tuple[int, int]:
+    """``KYxKX`` -> ``(ky, kx)``, for argparse; at least the discriminator's minimum a side, since the training step runs it."""
     try:
         ny, nx = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -150,7 +150,7 @@ def settings_for(args: argparse.Namespace, device: torch.device) -> Settings:
                          f"the paths are: {'; '.join(names)}")
     return Settings(
         presets=chosen,
-        sizes=tuple(parse_size(s) for s in (args.sizes or sizes).split(",")),
+        sizes=tuple(parse_benchmark_size(s) for s in (args.sizes or sizes).split(",")),
         coils=args.coils or coils,
         frames=args.frames or frames,
         repeats=args.repeats or repeats,
@@ -278,7 +278,7 @@ def run(settings: Settings, device: torch.device, report: dict[str, Any], save: 
         state = model.state_dict()
         for size in settings.sizes:
             label = f"{size[0]}x{size[1]}"
-            work = count_work(model, settings.coils, *size)
+            work = count_work(model.config, settings.coils, *size)
             report["floor"].append({
                 "preset": name, "size": label, **asdict(work),
                 "min_bytes_fp32": work.bytes(False), "min_bytes_bf16": work.bytes(True),
@@ -337,7 +337,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_speed_report(report: dict[str, Any]) -> str:
     """The report as GitHub-markdown tables."""
     rates = report["rates"]
     tera = 1e12
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         settings = settings_for(args, device)
-    except (MethodUnavailable, ValueError) as exc:
+    except (DeviceUnavailable, ValueError) as exc:
         _log(str(exc))
         return 2
     kept = False if args.default_malloc else keep_freed_memory()
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     run(settings, device, report, save)
     report["complete"] = True
     save()
-    print(format_report(report))
+    print(format_speed_report(report))
     return 0
 
 

@@ -2,18 +2,16 @@
 
 The step is the paper's iteration at batch 1 (METHOD.md, "Training"): the generator through
 every cascade; per cascade the fidelity and EAR losses (deep supervision), the SDA loss over
-the cascades' features against a bank of another domain; one discriminator update on the
-detached final image (real and fake pairs as one batch); the generator's adversarial loss with
-the discriminator frozen; backward, gradient clipping, AdamW on both networks. The losses are
-summed with equal weights: the CoV weighting is a handful of scalar operations. On CUDA the
-CNNs run under bf16 autocast as the config says and the discriminator under autocast too, as in
-the trainer. Inputs: random fully sampled k-space ``(1, adjacent, coils, ky, kx)`` under a
+the cascades' features against a bank of another domain; the trainer's discriminator update
+on the detached final image and its adversarial loss (:mod:`genre.train.adversary`); backward,
+gradient clipping, AdamW on both networks. The losses are summed with equal weights: the CoV
+weighting is a handful of scalar operations. On CUDA the CNNs run under bf16 autocast as the
+config says, and the discriminator too, as in the trainer. Inputs: random fully sampled k-space ``(1, adjacent, coils, ky, kx)`` under a
 ktGaussian R = 8 mask.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -21,12 +19,13 @@ import torch
 
 from benchmarks.inference import sampling_mask
 from benchmarks.timing import Timing, time_call
-from genre.losses import SDABank, discriminator_loss, ear_loss, generator_loss
+from genre.losses import SDABank, ear_loss
 from genre.models.config import GeneratorConfig
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from train.batch import scaled_batch
-from train.objective import fidelity, rss_image
+from genre.train.adversary import adversarial_loss, discriminator_step
+from genre.train.batch import scaled_batch
+from genre.train.objective import fidelity, rss_image
 
 ADV_WEIGHT = 0.01
 GRAD_CLIP = 0.1
@@ -49,15 +48,6 @@ class TrainingStep:
         full = torch.randn(1, adjacent, coils, *size, dtype=torch.complex64, generator=g).to(device)
         self.batch = scaled_batch(full, mask)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.generator.config.bf16)
-
-    def _discriminate(self, images: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            return self.discriminator(torch.stack([images, zero_filled], dim=1)).float()
-
     def __call__(self) -> None:
         b = self.batch
         out = self.generator(b.measured, b.mask)
@@ -67,16 +57,9 @@ class TrainingStep:
         total = total + self.bank.loss(out.features, "ab"[self.steps % 2])
         final = out.image()
 
-        logits = self._discriminate(torch.cat([b.target, final.detach()]), b.zero_filled.repeat(2, 1, 1))
-        d_loss = discriminator_loss(*logits.chunk(2))
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), GRAD_CLIP)
-        self.opt_d.step()
-
-        self.discriminator.requires_grad_(False)
-        total = total + ADV_WEIGHT * generator_loss(self._discriminate(final, b.zero_filled))
-        self.discriminator.requires_grad_(True)
+        bf16 = self.generator.config.bf16
+        discriminator_step(self.discriminator, self.opt_d, [final], b.target, b.zero_filled, GRAD_CLIP, bf16)
+        total = total + ADV_WEIGHT * adversarial_loss(self.discriminator, final, b.zero_filled, bf16)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), GRAD_CLIP)

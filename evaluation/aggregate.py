@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.evaluate import FileResult
-from evaluation.metrics import VolumeScore
+from genre.evaluation.evaluate import FileResult
+from genre.evaluation.metrics import VolumeScore
 from genre.data.cmrx import Case
 
 TASK_R1 = "TaskR1"

@@ -5,7 +5,7 @@ validation-like root holding ``UnderSample_<T>``, ``Mask_<T>`` and ``FullSample_
 prediction for a case is ``<pred_root>/<case.relative>``, the path ``genre predict`` writes.
 A file without a prediction is *missing*; one that cannot be read or scored (unreadable, shape
 mismatch, non-finite values, no ground truth) is an *error*. Both score 0 in the leaderboard
-aggregation (:mod:`evaluation.aggregate`). Arrays are compared in MATLAB order, as the grader
+aggregation (:mod:`genre.evaluation.aggregate`). Arrays are compared in MATLAB order, as the grader
 reads them.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from evaluation.metrics import ScoreError, ShapeMismatch, VolumeScore, score_pair
-from evaluation.reference import GroundTruthError, read_img4ranking, reference_image
+from genre.evaluation.metrics import ScoreError, ShapeMismatch, VolumeScore, score_pair
+from genre.evaluation.reference import GroundTruthError, read_img4ranking, reference_image
 from genre.data.cmrx import Case, find_cases
 from genre.data.contract import OutputMode
 from genre.data.matio import MatFileError

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre.data.cmrx import Case, fullsample_path, kspace_layout
+from genre.data.cmrx import FULLY_SAMPLED_VARIABLES, Case, fullsample_path, kspace_layout
 from genre.data.contract import OutputMode, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError
 from genre.kspace import rss_from_kspace
 
-KSPACE_NAMES = ("kspace", "kspace_full")
 IMAGE_NAME = "img4ranking"
 
 
@@ -77,12 +76,12 @@ def reference_image(case: Case, gt_root: os.PathLike | str, mode: OutputMode) ->
     """
     full = fullsample_path(case, gt_root)
     if full.is_file():
-        with MatArray(full, names=(*KSPACE_NAMES, IMAGE_NAME)) as array:
+        with MatArray(full, names=(*FULLY_SAMPLED_VARIABLES, IMAGE_NAME)) as array:
             if array.name == IMAGE_NAME:
                 return _matlab_order(array.float32())
-            if array.name in KSPACE_NAMES:
+            if array.name in FULLY_SAMPLED_VARIABLES:
                 return image_from_kspace(array, case.stem, mode)
-            raise MatFileError(full, f"holds {array.name!r}, neither k-space ({' or '.join(KSPACE_NAMES)}) nor {IMAGE_NAME!r}")
+            raise MatFileError(full, f"holds {array.name!r}, neither k-space ({' or '.join(FULLY_SAMPLED_VARIABLES)}) nor {IMAGE_NAME!r}")
     with MatArray(case.kus_path, names=(IMAGE_NAME,)) as array:
         if array.name == IMAGE_NAME:
             return _matlab_order(array.float32())

@@ -9,7 +9,7 @@
   printed as ``inf`` and averages to ``inf``, as in the grader; ``-`` means no value.
 
 Columns ending in ``_sym`` hold the GT-referenced score; the others the grader's argument order
-(:mod:`evaluation.metrics`).
+(:mod:`genre.evaluation.metrics`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import TextIO
 
 import numpy as np
 
-from evaluation.aggregate import BREAKDOWNS, Metrics, breakdown, plain_means, sort_key, task_scores
-from evaluation.evaluate import ERROR, MISSING, OK, TreeResult
-from evaluation.metrics import image_scores, normalize_percentile
+from genre.evaluation.aggregate import BREAKDOWNS, Metrics, breakdown, plain_means, sort_key, task_scores
+from genre.evaluation.evaluate import ERROR, MISSING, OK, TreeResult
+from genre.evaluation.metrics import image_scores, normalize_percentile
 from genre.data.cmrx import Case
 from genre.data.matio import atomic_path
 
@@ -110,7 +110,7 @@ def _triple(m: Metrics) -> str:
 _TRIPLE_HEAD = f"{'SSIM':>7} {'PSNR':>7} {'NMSE':>7}"
 
 
-def format_report(result: TreeResult) -> str:
+def format_tree_report(result: TreeResult) -> str:
     """The evaluation of one prediction tree as fixed-width text (see the module docstring)."""
     out = io.StringIO()
     n = len(result.files)
@@ -138,7 +138,7 @@ def format_report(result: TreeResult) -> str:
 
 
 def print_report(result: TreeResult, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(format_report(result))
+    (stream or sys.stdout).write(format_tree_report(result))
 
 
 @dataclass(frozen=True)

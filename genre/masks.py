@@ -50,6 +50,8 @@ import math
 import numpy as np
 from skimage.draw import line
 
+from genre.matlab_round import mround
+
 #: Angle between the spokes of consecutive ktRadial frames, degrees (the organizers' value).
 GOLDEN_ANGLE = 137.5
 #: The organizers' factor on R for ktRadial, so that 1-pixel spokes realise about 1/R.
@@ -69,11 +71,6 @@ class Pattern(str, enum.Enum):
 
 PATTERNS: tuple[str, ...] = tuple(p.value for p in Pattern)
 ACCELERATIONS: tuple[int, ...] = (8, 16, 24)
-
-
-def _mround(x: float) -> int:
-    # MATLAB's round (halves away from zero), which the organizers' line counts use.
-    return int(math.floor(x + 0.5))
 
 
 def _check(frames: int, ny: int, nx: int, acceleration: float, acs: int) -> None:
@@ -124,7 +121,7 @@ def kt_gaussian(
     ky = np.arange(ny) - ny // 2
     density = 0.1 + alpha / (1 - alpha) * np.exp(-((ky / (ny / 5)) ** 2))
     density /= density.sum()
-    lines = min(_mround(ny / acceleration), ny)
+    lines = min(mround(ny / acceleration), ny)
     mask = np.zeros((frames, ny, nx), np.float32)
     for frame in range(frames):
         mask[frame, rng.choice(ny, size=lines, replace=False, p=density)] = 1

@@ -24,14 +24,16 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import matfile_version
 
-from genre.data.cmrx import UNKNOWN, Case, find_cases, kspace_layout
-from genre.data.contract import OutputMode, output_shape
-from genre.data.matio import MatArray, MatFileError
+from genre.data.cmrx import UNKNOWN, Case, find_cases
+from genre.data.contract import OutputMode, image_shape, output_shape
+from genre.data.matio import MatFileError
 
 VARIABLE = "img4ranking"
+#: The end of a shape problem whose output has the other output mode's shape (counted for the report's hint).
+_OTHER_MODE = ", which is this file's {}-mode output"
 
 
-class SetupError(Exception):
+class SubmissionSetupError(Exception):
     """The check cannot start (no input tree, no output folder); ``str()`` is one line."""
 
 
@@ -46,6 +48,7 @@ class ValidationReport:
     found: int = 0  # of those, outputs present at the right path
     valid: int = 0  # of those, outputs without any problem
     unexpected: int = 0  # files under OUT that no input asks for
+    other_mode: int = 0  # of those found, outputs of the shape the other output mode gives
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -86,15 +89,12 @@ def _wrapped(relative: Path, expected: dict[Path, Case]) -> Path | None:
     return None
 
 
-def expected_output_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
-    """MATLAB-order shape of the case's ``img4ranking``, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
-    with MatArray(case.kus_path, ["kus"]) as kus:
-        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
-    return output_shape(case.stem, (frames, slices, ny, nx), mode)
+def check_output(path: Path, shape: tuple[int, ...], other_mode: tuple[OutputMode, tuple[int, ...]] | None = None) -> list[str]:
+    """Problems of one output file, each a line naming it; empty when it is valid.
 
-
-def check_output(path: Path, shape: tuple[int, ...]) -> list[str]:
-    """Problems of one output file, each a line naming it; empty when it is valid."""
+    ``other_mode``: the other output mode and the shape it would give; an output of that shape
+    is told so (the commonest slip: full volumes where the validation zip wants ranking crops).
+    """
     if path.is_symlink() or not path.is_file():
         return [f"{path}: not a regular file"]
     try:
@@ -122,7 +122,10 @@ def check_output(path: Path, shape: tuple[int, ...]) -> list[str]:
     if image.dtype != np.float32:
         problems.append(f"{path}: {VARIABLE!r} is {image.dtype}, must be float32 (single)")
     if tuple(image.shape) != tuple(shape):
-        problems.append(f"{path}: {VARIABLE!r} has shape {tuple(image.shape)}, expected {tuple(shape)} (MATLAB order)")
+        problem = f"{path}: {VARIABLE!r} has shape {tuple(image.shape)}, expected {tuple(shape)} (MATLAB order)"
+        if other_mode is not None and tuple(image.shape) == tuple(other_mode[1]):
+            problem += _OTHER_MODE.format(other_mode[0].value)
+        problems.append(problem)
     if np.issubdtype(image.dtype, np.number):
         nan, inf = int(np.isnan(image).sum()), int(np.isinf(image).sum())
         if nan or inf:
@@ -134,16 +137,16 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
     """Check ``out_root`` as the answer to the input tree ``input_root`` in ``output_mode``.
 
     The validation zip is ranking-reduced (``OutputMode.RANKING``); the test container writes
-    whichever mode it was run in. Raises :class:`SetupError` when there is nothing to check.
+    whichever mode it was run in. Raises :class:`SubmissionSetupError` when there is nothing to check.
     """
     out_root, input_root = Path(out_root), Path(input_root)
     if not input_root.is_dir():
-        raise SetupError(f"{input_root}: input folder not found")
+        raise SubmissionSetupError(f"{input_root}: input folder not found")
     if not out_root.is_dir():
-        raise SetupError(f"{out_root}: output folder not found")
+        raise SubmissionSetupError(f"{out_root}: output folder not found")
     cases = {case.relative: case for case in find_cases(input_root)}
     if not cases:
-        raise SetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+        raise SubmissionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     report = ValidationReport(out_root, input_root, output_mode, expected=len(cases))
 
     present = set()
@@ -178,18 +181,22 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
             problems.append(f"{path}: no Task* folder in its path; the graders look for OUT/<Task>/MultiCoil/...")
         elif relative.parts[0] != case.location.task:
             problems.append(f"{path}: the task folder {case.location.task} is not at the top of the output (nothing may wrap it)")
+        other = OutputMode.FULL if output_mode is OutputMode.RANKING else OutputMode.RANKING
         try:
-            shape = expected_output_shape(case, output_mode)
+            image = image_shape(case)
         except (MatFileError, ValueError) as exc:
             problems.append(f"{case.kus_path}: cannot tell the expected output shape ({exc})")
         else:
-            problems += check_output(path, shape)
+            shape, other_shape = (output_shape(case.stem, image, mode) for mode in (output_mode, other))
+            found = check_output(path, shape, (other, other_shape))
+            report.other_mode += any(p.endswith(_OTHER_MODE.format(other.value)) for p in found)
+            problems += found
         report.problems += problems
         report.valid += not problems
     return report
 
 
-def format_report(report: ValidationReport) -> str:
+def format_submission_report(report: ValidationReport) -> str:
     """The human-readable report: a header, the counts, every problem, a verdict line."""
     lines = [
         f"submission {report.out_root} for input {report.input_root} (output mode {report.output_mode.value})",
@@ -197,6 +204,12 @@ def format_report(report: ValidationReport) -> str:
         f"{report.missing} missing, {report.unexpected} unexpected files",
     ]
     lines += [f"PROBLEM {problem}" for problem in report.problems]
+    if report.other_mode and report.output_mode is OutputMode.RANKING:
+        lines.append(f"HINT: {report.other_mode} outputs are full volumes; the validation zip needs ranking outputs "
+                     "(genre predict --output-mode ranking)")
+    elif report.other_mode:
+        lines.append(f"HINT: {report.other_mode} outputs are ranking crops; full mode needs whole volumes "
+                     "(genre predict --output-mode full), or check them with --output-mode ranking")
     if report.ok:
         lines.append("OK: every output is present and valid, and nothing else is there")
     else:

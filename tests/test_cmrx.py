@@ -83,3 +83,22 @@ def test_mask_layout():
         mask_layout((448, 162), (12, 2, 10, 162, 448))
     with pytest.raises(ValueError, match="does not fit"):
         mask_layout((5, 162, 448), (12, 2, 10, 162, 448))
+
+
+def test_read_mask_checks_shape_and_values(tmp_path):
+    from genre.data.cmrx import read_mask
+    from genre.data.matio import MatFileError, write_mat73
+    import numpy as np
+
+    kspace = (3, 2, 4, 6, 8)
+    mask = np.zeros((3, 6, 8))
+    mask[:, ::2] = 1
+    write_mat73(tmp_path / "good.mat", {"mask": mask})
+    assert np.array_equal(read_mask(tmp_path / "good.mat", kspace), mask.astype(np.float32))
+    write_mat73(tmp_path / "shared.mat", {"mask": mask[0]})
+    assert read_mask(tmp_path / "shared.mat", kspace).shape == (1, 6, 8)
+    for name, values, problem in (("half.mat", mask * 0.5, "0 or 1"), ("nan.mat", np.where(mask, np.nan, 0), "0 or 1"),
+                                  ("wide.mat", mask[:, :, :4], "does not fit")):
+        write_mat73(tmp_path / name, {"mask": values})
+        with pytest.raises(MatFileError, match=f"{name}: .*{problem}"):
+            read_mask(tmp_path / name, kspace)

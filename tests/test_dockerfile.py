@@ -65,3 +65,18 @@ def test_dependency_pins_satisfy_pyproject():
     for name, version in pinned.items():
         assert declared[name].specifier.contains(version), f"Dockerfile pins {name}=={version}, pyproject asks {declared[name]}"
     assert "pip install --no-deps ." in runs
+
+
+def test_train_and_evaluation_install_inside_the_genre_package():
+    """Top-level train/ and evaluation/ are reached through genre/'s links; no top-level package of theirs is installed."""
+    from setuptools import find_packages
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = set(find_packages(str(ROOT), include=include))
+    assert {"genre", "genre.train", "genre.evaluation"} <= packages
+    assert {p.split(".")[0] for p in packages} == {"genre"}
+    for name in ("train", "evaluation"):
+        assert (ROOT / "genre" / name).is_symlink() and (ROOT / "genre" / name).resolve() == ROOT / name
+        # The image copies both the link (inside genre/) and the folder it points at.
+        assert ("COPY", f"{name} ./{name}") in _instructions() and ("COPY", "genre ./genre") in _instructions()
+        assert f"!{name}/" in (ROOT / ".dockerignore").read_text().split()

@@ -11,9 +11,9 @@ import scipy.io
 import torch
 from conftest import write_case
 
-from evaluation.evaluate import ERROR, MISSING, OK, evaluate_methods, evaluate_tree
-from evaluation.reference import reference_image
-from evaluation.report import PER_FILE_COLUMNS, format_comparison, format_comparison_markdown, write_panel
+from genre.evaluation.evaluate import ERROR, MISSING, OK, evaluate_methods, evaluate_tree
+from genre.evaluation.reference import reference_image
+from genre.evaluation.report import PER_FILE_COLUMNS, format_comparison, format_comparison_markdown, write_panel
 from genre.cli import main
 from genre.data.cmrx import find_cases, fullsample_path, kspace_layout
 from genre.data.contract import OutputMode, reduce_image

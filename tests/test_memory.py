@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks.memory import peak_tensor_bytes, reconstruction_footprint
@@ -30,6 +31,7 @@ def test_peak_counts_storages_alive_at_once_and_not_views_or_in_place_results():
     assert peak_tensor_bytes(work) == 12_000 + 16_384  # the view made its storage count
 
 
+@pytest.mark.slow
 def test_footprint_grows_with_the_batch_and_the_bf16_emulation_is_applied_then_undone():
     small = reconstruction_footprint("tiny", (32, 48), 1, 4, 4, emulate_bf16=False)
     large = reconstruction_footprint("tiny", (32, 48), 4, 4, 4, emulate_bf16=False)
@@ -42,6 +44,7 @@ def test_footprint_grows_with_the_batch_and_the_bf16_emulation_is_applied_then_u
     assert prompt_unet.BF16_DEVICE_TYPES == ("cuda",)
 
 
+@pytest.mark.slow
 def test_command_prints_one_row_per_batch():
     command = [sys.executable, "-m", "benchmarks.memory", "--preset", "tiny", "--size", "32x48", "--batch", "1,2",
                "--coils", "4", "--frames", "4"]

@@ -1,23 +1,18 @@
-"""The organizers' metrics and leaderboard aggregation, checked against hand computations."""
+"""The organizers' image metrics (genre.evaluation.metrics), checked against hand computations."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from evaluation.aggregate import adjusted_means, breakdown, leaderboard_group, nanmean, task_scores
-from evaluation.evaluate import ERROR, MISSING, OK, FileResult
-from evaluation.metrics import (
+from genre.evaluation.metrics import (
     ScoreError,
     ShapeMismatch,
-    VolumeScore,
     normalize_percentile,
     score_pair,
     score_volume,
 )
-from genre.data.cmrx import parse_case
 
 
 def _images(seed, shape):
@@ -138,68 +133,3 @@ def test_non_finite_prediction_and_tiny_images_are_errors():
         score_volume(gt[:6], gt[:6])
     with pytest.raises(ScoreError, match="5-D"):
         score_volume(np.ones((8, 8, 2, 2, 2)), np.ones((8, 8, 2, 2, 2)))
-
-
-# ---- aggregation ----------------------------------------------------------------------------
-
-ROOT = Path("/data")
-
-
-def _result(rel: str, status: str, psnr=0.0, ssim=0.0, nmse=0.0) -> FileResult:
-    case = parse_case(ROOT / rel, ROOT)
-    score = VolumeScore(psnr, ssim, nmse, 1) if status == OK else None
-    return FileResult(case, status, "" if status == OK else "why", score, score)
-
-
-def _path(task, centre, vendor, patient, name, modality="Cine"):
-    return f"{task}/MultiCoil/{modality}/ValidationSet/UnderSample_{task}/{centre}/{vendor}/{patient}/{name}"
-
-
-def test_group_adjusted_means_with_a_missing_file():
-    files = [
-        # TaskR1, group Center001/A: three expected, one missing
-        _result(_path("TaskR1", "Center001", "A", "P001", "cine_sax_kus_Uniform8.mat"), OK, 30.0, 0.9, 0.02),
-        _result(_path("TaskR1", "Center001", "A", "P001", "cine_lax_kus_Uniform8.mat"), OK, 20.0, 0.6, 0.04),
-        _result(_path("TaskR1", "Center001", "A", "P002", "cine_sax_kus_Uniform8.mat"), MISSING),
-        # TaskR1, group Center002/B: one file, scored
-        _result(_path("TaskR1", "Center002", "B", "P003", "cine_sax_kus_ktRadial16.mat"), OK, 40.0, 0.8, 0.01),
-    ]
-    a = adjusted_means(files[:3])
-    assert a.psnr == pytest.approx((30 + 20) / 3)
-    assert a.ssim == pytest.approx((0.9 + 0.6) / 3)
-    assert a.nmse == pytest.approx(0.03 * (2 - 2 / 3))
-    (task,) = task_scores(files)
-    assert task.task == "TaskR1" and task.grouped_by == "centre/vendor"
-    assert [g.key for g in task.groups] == ["Center001/A", "Center002/B"]
-    assert [(g.expected, g.valid) for g in task.groups] == [(3, 2), (1, 1)]
-    assert task.leaderboard.psnr == pytest.approx(((30 + 20) / 3 + 40) / 2)
-    assert task.leaderboard.ssim == pytest.approx(((0.9 + 0.6) / 3 + 0.8) / 2)
-    assert task.leaderboard.nmse == pytest.approx((0.03 * (4 / 3) + 0.01) / 2)
-
-
-def test_other_tasks_group_by_patient_and_drop_groups_without_valid_files():
-    files = [
-        _result(_path("TaskR2", "Center001", "A", "P001", "T1w_kus_Uniform8.mat", "T1w"), OK, 30.0, 0.9, 0.02),
-        _result(_path("TaskR2", "Center001", "A", "P001", "T2w_kus_Uniform8.mat", "T2w"), ERROR),
-        _result(_path("TaskR2", "Center001", "A", "P002", "T1w_kus_Uniform8.mat", "T1w"), MISSING),
-    ]
-    assert leaderboard_group(files[0].case) == "Center001/A/P001"
-    (task,) = task_scores(files)
-    assert task.grouped_by == "patient" and task.empty_groups == 1
-    # P002 has no valid file: left out of the mean of groups, as the grader's groupby does
-    assert task.leaderboard.ssim == pytest.approx(0.9 / 2)
-    assert task.leaderboard.nmse == pytest.approx(0.02 * 1.5)
-
-
-def test_inf_psnr_and_nan_follow_the_graders_pandas_rules():
-    files = [
-        _result(_path("TaskR1", "Center001", "A", "P001", "cine_sax_kus_Uniform8.mat"), OK, math.inf, 1.0, 0.0),
-        _result(_path("TaskR1", "Center001", "A", "P001", "cine_lax_kus_Uniform8.mat"), OK, math.nan, 0.5, 0.1),
-    ]
-    (task,) = task_scores(files)
-    assert math.isinf(task.leaderboard.psnr)  # a perfect file makes the sum inf
-    assert task.leaderboard.ssim == pytest.approx(0.75)
-    assert nanmean([math.nan, 2.0]) == 2.0 and math.isnan(nanmean([]))
-    (row,) = breakdown(files, lambda c: c.pattern)
-    assert (row.key, row.expected, row.scored) == ("Uniform", 2, 2)
-    assert math.isinf(row.leaderboard.psnr) and row.leaderboard.nmse == pytest.approx(0.05)

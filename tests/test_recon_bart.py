@@ -8,12 +8,13 @@ import pytest
 import scipy.io
 import torch
 
-from evaluation.reference import reference_image
+from genre.evaluation.reference import reference_image
 from genre.cli import main
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
 from genre.kspace import center_crop, rss_from_kspace
-from genre.recon import ALL_METHODS, FALLBACKS, METHODS, MethodUnavailable, make_reconstructor
+from genre.recon import ALL_METHODS, FALLBACKS, METHODS, make_reconstructor
+from genre.recon.base import MethodUnavailable
 from genre.recon.bart import (
     BartConfig,
     BartPics,

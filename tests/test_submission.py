@@ -108,12 +108,22 @@ def test_clean_validation_zip_is_valid(mini_tree, tmp_path):
     assert main(["validate-submission", str(out), "--input", str(mini_tree), "--mode", "validation"]) == 0
 
 
-def test_full_outputs_are_not_a_validation_zip(mini_tree, submission):
+def test_full_outputs_are_not_a_validation_zip(mini_tree, submission, capsys):
     out, _ = submission
     report = validate_submission(out, mini_tree, OutputMode.RANKING)
     # every full volume is larger than its ranking crop, so each file is one shape problem
-    assert report.valid == 0 and len(report.problems) == 3
-    assert all("has shape" in p and "expected" in p for p in report.problems)
+    assert report.valid == 0 and len(report.problems) == 3 and report.other_mode == 3
+    assert all("has shape" in p and p.endswith("which is this file's full-mode output") for p in report.problems)
+    assert main(["validate-submission", str(out), "--input", str(mini_tree), "--mode", "validation"]) == 1
+    assert "HINT: 3 outputs are full volumes; the validation zip needs ranking outputs (genre predict --output-mode ranking)" in (
+        capsys.readouterr().out)
+
+
+def test_ranking_outputs_checked_as_full_are_told_so(mini_tree, tmp_path, capsys):
+    out = tmp_path / "val"
+    assert main(["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled", "--output-mode", "ranking"]) == 0
+    assert main(["validate-submission", str(out), "--input", str(mini_tree), "--mode", "test"]) == 1
+    assert "HINT: 3 outputs are ranking crops; full mode needs whole volumes" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", BREAKS)

@@ -21,15 +21,15 @@ from genre.cli import main
 from genre.data.matio import MatArray
 from genre.data.synthetic import SynthConfig, make_tree
 from genre.recon.base import SeriesInfo
-from genre.recon.genre import GenreReconstructor
+from genre.recon.network import GenreReconstructor
 from genre.series import adjacent_positions
-from evaluation.metrics import image_scores, normalize_percentile
-from train import checkpointing
-from train.config import TrainConfig
-from train.distributed import DistContext
-from train.objective import rss_image
-from train.run import build_datasets, run_training
-from train.trainer import Trainer
+from genre.evaluation.metrics import image_scores, normalize_percentile
+from genre.train import training_state
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext
+from genre.train.objective import rss_image
+from genre.train.run import build_datasets, run_training
+from genre.train.trainer import Trainer
 
 # Two domains (SDA needs another domain in the bank), two patients each (P002 is validation).
 SYNTH = SynthConfig(layout="train", domains=2, cases=2, size=(32, 32), coils=4, frames=4, slices=1,
@@ -59,6 +59,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_loss_falls_with_every_loss_on(data, tmp_path):
     """20 steps on two fixed samples, one per domain, with fidelity, EAR, SDA and the GAN."""
     train_set, _ = build_datasets(CONFIG, data, CPU)
@@ -76,6 +77,7 @@ def test_loss_falls_with_every_loss_on(data, tmp_path):
     assert np.mean([r["sda"] for r in rows[-4:]]) < 0.5 * np.mean([r["sda"] for r in rows[1:5]])
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_falls_without_sda_and_gan(data, tmp_path):
     """The ablation switches, and the generator learns the reconstruction itself: fidelity and EAR fall."""
     config = replace(CONFIG, sda=False, gan=False, residual=False)
@@ -96,7 +98,7 @@ def test_run_writes_weights_logs_and_plots(run_a):
     assert 0 < float(val[0]["ssim"]) <= 1 and float(val[0]["zf_ssim"]) > 0
     for name in ("losses.png", "cov_weights.png", "val_epoch001.png"):
         assert (run_a / "plots" / name).stat().st_size > 1000
-    assert [p.name for p in checkpointing.list_checkpoints(run_a)] == ["step_00000002.pt", "step_00000003.pt"]
+    assert [p.name for p in training_state.list_states(run_a)] == ["step_00000002.pt", "step_00000003.pt"]
     sidecar = json.loads((run_a / "last.json").read_text())
     assert sidecar["summary"]["step"] == 3 and sidecar["summary"]["train_config"]["preset"] == "tiny"
     assert sidecar["summary"]["validation"]["seen"]["samples"] == 2
@@ -118,8 +120,8 @@ def test_resumed_run_repeats_the_next_step_exactly(run_a, data, tmp_path):
     assert weights_a.keys() == weights_b.keys()
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6)
-    state_a = checkpointing.load_state(run_a / "checkpoints" / "step_00000003.pt")
-    state_b = checkpointing.load_state(out / "checkpoints" / "step_00000003.pt")
+    state_a = training_state.load_state(run_a / "checkpoints" / "step_00000003.pt")
+    state_b = training_state.load_state(out / "checkpoints" / "step_00000003.pt")
     torch.testing.assert_close(state_b["objective"], state_a["objective"], rtol=0, atol=0)
     torch.testing.assert_close(state_b["discriminator"], state_a["discriminator"], rtol=0, atol=1e-6)
 
@@ -171,7 +173,7 @@ def test_command_refuses_bad_input(data, tmp_path, caplog):
     assert main(["train", "--data", str(empty), "--out", str(tmp_path / "x"), "--preset", "tiny"]) == 2
     assert "no training files" in caplog.text
     run = tmp_path / "run"
-    checkpointing.save_state(checkpointing.checkpoint_path(run, 5), {})
+    training_state.save_state(training_state.state_path(run, 5), {})
     assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny"]) == 2
     assert "--resume" in caplog.text
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "y"), "--holdout-domains", "Center9/X"]) == 2
@@ -201,6 +203,7 @@ def _ddp_worker(rank: int, port: int, data: str, out: str) -> None:
     run_training(replace(CONFIG, steps_per_epoch=2), Path(data), Path(out), device="cpu")
 
 
+@pytest.mark.slow
 def test_ddp_two_processes(data, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -208,7 +211,7 @@ def test_ddp_two_processes(data, tmp_path):
     out = tmp_path / "ddp"
     mp.spawn(_ddp_worker, args=(port, str(data), str(out)), nprocs=2, join=True)
     assert [r["step"] for r in _rows(out / "log.csv")] == ["1", "2"]
-    state = checkpointing.load_state(checkpointing.latest_checkpoint(out))
+    state = training_state.load_state(training_state.latest_state(out))
     assert len(state["ranks"]) == 2 and state["step"] == 2
     # Each process keeps its own SDA bank: the two shards saw different samples.
     banks = [r["sda"]["cascades"][0] for r in state["ranks"]]

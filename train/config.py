@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from genre.data.dataset import DEFAULT_CURRICULUM, DOMAIN_KEYS, check_curriculum
+from genre.data.curriculum import DEFAULT_CURRICULUM, check_curriculum
+from genre.data.dataset import DOMAIN_KEYS
 from genre.data.simulation import SimulationConfig
 from genre.losses.ear import TAU_REL
 from genre.losses.sda import SDAConfig

@@ -30,8 +30,8 @@ from genre.losses import (
     wrapped_phase_mse,
 )
 from genre.models.generator import GeneratorOutput
-from train.config import TrainConfig
-from train.distributed import DistContext, all_reduce_mean
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext, all_reduce_mean
 
 #: Added under the square root of the RSS on the gradient path: ``d sqrt(x) / dx`` is infinite at
 #: 0, which turns a pixel where every coil is exactly 0 into NaN gradients. It shifts the image

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 
-from train.records import column  # noqa: E402
+from genre.train.records import column  # noqa: E402
 
 _LOSSES = ("loss", "fid", "ear", "sda", "adv", "disc")
 

@@ -11,16 +11,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from genre.data.cmrx import find_training_cases
 from torch.utils.data import ConcatDataset, Dataset
 
-from genre.data.dataset import TrainingDataset, curriculum_accelerations, scan_files, split_cases
+from genre.data.cmrx import find_training_cases
+from genre.data.curriculum import curriculum_accelerations
+from genre.data.dataset import TrainingDataset
 from genre.data.simulation import SimulatedDataset
-from genre.recon import resolve_device
-from train import checkpointing
-from train.config import TrainConfig
-from train.distributed import DistContext, broadcast_object, cleanup, init_distributed
-from train.trainer import Trainer
+from genre.data.training_files import scan_files, split_cases
+from genre.device import resolve_device
+from genre.train import training_state
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext, broadcast_object, cleanup, init_distributed
+from genre.train.trainer import Trainer
 
 log = logging.getLogger("genre.train")
 
@@ -141,7 +143,7 @@ def run_training(
     if not ctx.is_main:
         log.setLevel(logging.WARNING)  # one copy of the progress messages, from rank 0
     try:
-        latest = checkpointing.latest_checkpoint(out)
+        latest = training_state.latest_state(out)
         state = None
         if latest is not None and not resume:
             raise TrainingSetupError(f"{out}: holds a run ({latest.name}); pass --resume to continue it or choose another --out")
@@ -149,7 +151,7 @@ def run_training(
             log.warning("%s: no checkpoint to resume from; starting a new run", out)
         if resume and latest is not None:
             try:
-                state = checkpointing.load_state(latest)
+                state = training_state.load_state(latest)
                 saved = TrainConfig.from_dict(state["config"])
             except (OSError, RuntimeError, ValueError, KeyError) as exc:
                 raise TrainingSetupError(f"{latest}: not a usable training checkpoint ({exc})") from None

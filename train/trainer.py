@@ -3,15 +3,15 @@
 One iteration, per batch of samples (:mod:`genre.data.dataset`):
 
 1. undersample the fully sampled adjacent k-space with the mask, divide everything by the input
-   scale (:func:`train.batch.scaled_batch`, the scale inference applies);
+   scale (:func:`genre.train.batch.scaled_batch`, the scale inference applies);
 2. run the generator (activation checkpointing per cascade, bf16 CNNs on CUDA);
 3. update the patch discriminator on the detached final output (or once per cascade), real pair
-   ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)``;
+   ``(GT, zero-filled)``, fake pair ``(reconstruction, zero-filled)`` (:mod:`genre.train.adversary`);
 4. update the generator with the CoV-weighted per-cascade losses plus the adversarial term on
-   the final output (:class:`train.objective.Objective`); AdamW, gradient norm clipped.
+   the final output (:class:`genre.train.objective.Objective`); AdamW, gradient norm clipped.
 
 StepLR steps once per epoch; the curriculum sets the accelerations of each epoch. After every
-epoch: validation on held-out patients with the organizers' metrics, ``last.safetensors`` /
+epoch: validation on held-out patients (:mod:`genre.train.validation`), ``last.safetensors`` /
 ``best.safetensors`` (by validation SSIM; by the epoch's mean training loss without validation
 data), a training-state checkpoint, and the plots. Training-state checkpoints also every
 ``ckpt_every`` steps. Under DDP only rank 0 writes.
@@ -19,7 +19,6 @@ data), a training-state checkpoint, and the plots. Training-state checkpoints al
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -37,34 +36,25 @@ from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evaluation.metrics import image_scores, normalize_percentile
-from genre.checkpoint import save_checkpoint
-from genre.data.dataset import DomainInterleavedSampler, TrainingDataset, curriculum_accelerations
-from genre.kspace import rss_from_kspace
-from genre.losses import discriminator_loss, generator_loss
+from genre.data.curriculum import curriculum_accelerations
+from genre.data.dataset import TrainingDataset
+from genre.data.sampler import DomainInterleavedSampler
 from genre.models.discriminator import PatchDiscriminator
 from genre.models.generator import Generator
-from train import checkpointing, plots
-from train.batch import scaled_batch
-from train.config import TrainConfig
-from train.distributed import DistContext, all_reduce_mean, all_reduce_sum, gather_objects
-from train.objective import Objective, rss_image
-from train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
+from genre.weights_file import save_weights
+from genre.train import plots, training_state
+from genre.train.adversary import adversarial_loss, discriminator_step
+from genre.train.batch import scaled_batch
+from genre.train.config import TrainConfig
+from genre.train.distributed import DistContext, all_reduce_mean, gather_objects
+from genre.train.objective import Objective, rss_image
+from genre.train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
+from genre.train.validation import validate
 
 log = logging.getLogger("genre.train")
 
-# In the order of evaluation.metrics.image_scores.
-_VAL_METRICS = ("psnr", "ssim", "nmse", "zf_psnr", "zf_ssim", "zf_nmse")
-
-
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _evenly_spaced(n: int, limit: int | None) -> list[int]:
-    if limit is None or n <= limit:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [0]
 
 
 class Trainer:
@@ -134,9 +124,9 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """The whole training state (collective under DDP: every process must call it)."""
-        local = {"rng": checkpointing.capture_rng()}
+        local = {"rng": training_state.capture_rng()}
         if self.objective.bank is not None:
-            local["sda"] = checkpointing.to_cpu(self.objective.bank.state_dict())
+            local["sda"] = training_state.to_cpu(self.objective.bank.state_dict())
         state = {
             "config": self.config.to_dict(),
             "step": self.step,
@@ -173,8 +163,8 @@ class Trainer:
         self.objective.load_state_dict(state["objective"])
         local = state["ranks"][self.ctx.rank]
         if self.objective.bank is not None:
-            self.objective.bank.load_state_dict(checkpointing.to_device(local["sda"], self.device))
-        checkpointing.restore_rng(local["rng"])
+            self.objective.bank.load_state_dict(training_state.to_device(local["sda"], self.device))
+        training_state.restore_rng(local["rng"])
         if self.ctx.is_main:
             # Rows written after this checkpoint by the interrupted run are redone now.
             self.step_log.truncate("step", self.step)
@@ -183,44 +173,10 @@ class Trainer:
     def save_training_state(self) -> None:
         state = self.state_dict()
         if self.ctx.is_main:
-            checkpointing.save_state(checkpointing.checkpoint_path(self.out, self.step), state)
-            checkpointing.prune(self.out, self.config.keep_checkpoints)
+            training_state.save_state(training_state.state_path(self.out, self.step), state)
+            training_state.prune(self.out, self.config.keep_checkpoints)
 
     # ------------------------------------------------------------------ one step
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.bf16)
-
-    def _discriminate(self, disc: torch.nn.Module, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
-        """Patch logits of ``(image, zero-filled)`` pairs ``(batch, ky, kx)`` each, in float32."""
-        with self._autocast():
-            return disc(torch.stack([image, zero_filled], dim=1)).float()
-
-    def _discriminator_step(self, fakes: list[torch.Tensor], target: torch.Tensor, zero_filled: torch.Tensor) -> float:
-        """One update per (detached) fake image; real and fake pairs go through the network as one batch."""
-        losses = []
-        for fake in fakes:
-            images = torch.cat([target, fake.detach()])
-            logits = self._discriminate(self.discriminator, images, torch.cat([zero_filled, zero_filled]))
-            real_logits, fake_logits = logits.chunk(2)
-            loss = discriminator_loss(real_logits, fake_logits)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_grad_norm_(self.discriminator.parameters(), self.config.grad_clip)
-            self.opt_d.step()
-            losses.append(loss.detach())
-        return float(all_reduce_mean(self.ctx, torch.stack(losses).mean()))
-
-    def _adversarial(self, image: torch.Tensor, zero_filled: torch.Tensor) -> torch.Tensor:
-        """Generator's adversarial loss on its final image; the discriminator is frozen and run outside DDP."""
-        disc = _unwrap(self.discriminator)
-        disc.requires_grad_(False)
-        try:
-            return generator_loss(self._discriminate(disc, image, zero_filled))
-        finally:
-            disc.requires_grad_(True)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One iteration on ``batch`` (collated dataset items); returns the row logged for it."""
@@ -236,8 +192,12 @@ class Trainer:
         if self.discriminator is not None:
             final = rss_image(out.kspace[-1])
             fakes = [rss_image(k) for k in out.kspace] if self.config.disc_per_cascade else [final]
-            row["disc"] = self._discriminator_step(fakes, b.target, b.zero_filled)
-            adversarial = self._adversarial(final, b.zero_filled)
+            bf16 = self.config.bf16
+            disc_loss = discriminator_step(self.discriminator, self.opt_d, fakes, b.target, b.zero_filled,
+                                           self.config.grad_clip, bf16)
+            row["disc"] = float(all_reduce_mean(self.ctx, disc_loss))
+            # The frozen discriminator runs outside DDP: no gradient of it to synchronise.
+            adversarial = adversarial_loss(_unwrap(self.discriminator), final, b.zero_filled, bf16)
             total = total + self.config.adv_weight * adversarial
             row["adv"] = float(all_reduce_mean(self.ctx, adversarial.detach()))
         self.opt_g.zero_grad(set_to_none=True)
@@ -297,42 +257,11 @@ class Trainer:
                 if self.step % self.config.ckpt_every == 0 and self.step_in_epoch < total:
                     self.save_training_state()
 
-    @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
-        """Mean metrics per validation group, the organizers' per-image SSIM / PSNR / NMSE on the RSS images.
-
-        The samples (at most ``val_max_samples`` per group, evenly spaced) are sharded over the
-        processes and the sums reduced. Rank 0 also draws the panel of the first sample.
-        """
-        model = self.gen_module.eval()
-        centre = model.config.adjacent // 2
-        results = {}
-        panel_done = False
-        for group, dataset in self.val_sets.items():
-            indices = _evenly_spaced(len(dataset), self.config.val_max_samples)
-            sums = torch.zeros(len(_VAL_METRICS) + 1, dtype=torch.float64)
-            for position in range(self.ctx.rank, len(indices), self.ctx.world_size):
-                item = dataset[indices[position]]
-                full = item["kspace"].unsqueeze(0).to(self.device)
-                mask = item["mask"].unsqueeze(0).to(self.device)
-                measured = full * mask.unsqueeze(2)
-                recon = model.reconstruct(measured, mask)[0].float().cpu().numpy()
-                zero_filled = rss_from_kspace(measured[0, centre]).cpu().numpy()
-                gt = item["target"].numpy()
-                reference = normalize_percentile(gt)
-                scores = image_scores(reference, normalize_percentile(recon))
-                zf_scores = image_scores(reference, normalize_percentile(zero_filled))
-                sums += torch.tensor([*scores, *zf_scores, 1.0], dtype=torch.float64)
-                if self.ctx.is_main and not panel_done:
-                    title = (f"epoch {self.epoch + 1}: {item['stem']} frame {item['frame']} slice {item['slice']}, "
-                             f"{item['pattern']}{item['acceleration']}, SSIM {scores[1]:.4f} (zero-filled {zf_scores[1]:.4f})")
-                    plots.plot_panel(gt, zero_filled, recon, title, self.out / "plots" / f"val_epoch{self.epoch + 1:03d}.png")
-                    panel_done = True
-            sums = all_reduce_sum(self.ctx, sums.to(self.device)).cpu()
-            count = int(sums[-1])
-            if count:
-                results[group] = {"samples": count, **{m: float(v) / count for m, v in zip(_VAL_METRICS, sums)}}
-        return results
+        """Mean metrics per validation group (:func:`genre.train.validation.validate`); rank 0 draws this epoch's panel."""
+        epoch = self.epoch + 1
+        panel = self.out / "plots" / f"val_epoch{epoch:03d}.png" if self.ctx.is_main else None
+        return validate(self.gen_module, self.val_sets, self.ctx, self.config.val_max_samples, epoch, panel)
 
     def _score(self, metrics: dict[str, dict[str, float]]) -> float:
         """Higher is better: validation SSIM of the seen domains (else of the simulated samples), else minus the epoch's mean training loss."""
@@ -344,7 +273,7 @@ class Trainer:
     def _write_weights(self, name: str, metrics: dict[str, dict[str, float]]) -> None:
         summary = {**self.summary, "epoch": self.epoch, "step": self.step, "validation": metrics,
                    "train_config": self.config.to_dict()}
-        save_checkpoint(self.out / name, self.gen_module, summary)
+        save_weights(self.out / name, self.gen_module, summary)
 
     def _plot(self) -> None:
         rows = self.step_log.rows()

@@ -46,8 +46,8 @@ def register(subparsers, formatter_class) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.evaluate import EvaluationError, evaluate_methods
-    from evaluation.report import format_comparison_markdown, print_comparison, write_reports
+    from genre.evaluation.evaluate import EvaluationError, evaluate_methods
+    from genre.evaluation.report import format_comparison_markdown, print_comparison, write_reports
     from genre.data.matio import atomic_path
 
     names = [p.name for p in args.pred]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from genre.commands.synth import parse_size
 from genre.data.contract import OutputMode
-from genre.recon import ALL_METHODS, METHODS, MethodUnavailable, make_reconstructor, resolve_device
+from genre.device import DeviceUnavailable, resolve_device
+from genre.recon import ALL_METHODS, METHODS, make_reconstructor
+from genre.recon.base import MethodUnavailable
 
 log = logging.getLogger("genre.demo")
 
@@ -55,10 +57,10 @@ def register(subparsers, formatter_class) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.evaluate import evaluate_methods
-    from evaluation.report import print_comparison, write_reports
+    from genre.evaluation.evaluate import evaluate_methods
+    from genre.evaluation.report import print_comparison, write_reports
     from genre.data.synthetic import SynthConfig, make_tree
-    from genre.predict import log_summary, predict_tree
+    from genre.pipeline import log_summary, predict_tree
 
     mode = OutputMode(args.output_mode)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         device = resolve_device(args.device)
-    except MethodUnavailable as exc:
+    except DeviceUnavailable as exc:
         log.error("%s", exc)
         return 2
     methods = {}
@@ -105,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 def write_demo_panel(path: Path, data: Path, roots: dict[str, Path], mode: OutputMode) -> Path:
     """Ground truth, each method and its error map for the first frame of a central cine slice."""
-    from evaluation.reference import read_img4ranking, reference_image
-    from evaluation.report import write_panel
+    from genre.evaluation.reference import read_img4ranking, reference_image
+    from genre.evaluation.report import write_panel
     from genre.data.cmrx import find_cases
 
     cases = find_cases(data)

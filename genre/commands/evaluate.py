@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from evaluation.evaluate import EvaluationError, evaluate_tree
-from evaluation.report import print_report, write_reports
+from genre.evaluation.evaluate import EvaluationError, evaluate_tree
+from genre.evaluation.report import print_report, write_reports
 from genre.data.contract import OutputMode
 
 log = logging.getLogger(__name__)

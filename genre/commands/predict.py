@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from genre.data.contract import OutputMode
-from genre.recon import ALL_METHODS, FALLBACKS, MethodUnavailable, make_reconstructor, resolve_device
+from genre.recon import ALL_METHODS, FALLBACKS
 
 log = logging.getLogger("genre.predict")
 
@@ -59,21 +59,22 @@ def register(subparsers, formatter_class) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genre.predict import SetupError, log_summary, predict_tree
+    from genre.device import DeviceUnavailable, resolve_device
+    from genre.pipeline import PredictionSetupError, check_input, log_summary, predict_tree
+    from genre.recon import make_reconstructor
+    from genre.recon.base import MethodUnavailable
 
     try:
+        # A missing /input is the first thing a harness operator must read, before any device talk.
+        check_input(args.input)
         device = resolve_device(args.device)
         if args.device == "auto" and device.type == "cpu" and args.method == "genre":
             log.warning("no CUDA device found: reconstructing on the CPU, which is much slower")
         method = make_reconstructor(args.method, device, args.checkpoint, args.max_batch)
-    except MethodUnavailable as exc:
-        log.error("%s", exc)
-        return 2
-    try:
         budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600
         fallbacks = [make_reconstructor(name, device) for name in FALLBACKS[args.method]] if budget else []
         report = predict_tree(args.input, args.output, method, OutputMode(args.output_mode), args.overwrite, budget, fallbacks)
-    except SetupError as exc:
+    except (PredictionSetupError, DeviceUnavailable, MethodUnavailable) as exc:
         log.error("%s", exc)
         return 2
     log_summary(report)

@@ -62,7 +62,7 @@ def _curriculum(text: str) -> tuple[tuple[float, tuple[int, ...]], ...]:
 def register(subparsers, formatter_class) -> None:
     from genre.data.dataset import DOMAIN_KEYS
     from genre.models.config import PRESETS
-    from train.config import TrainConfig
+    from genre.train.config import TrainConfig
 
     d = TrainConfig()
     parser = subparsers.add_parser(
@@ -124,9 +124,9 @@ def register(subparsers, formatter_class) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genre.data.matio import MatFileError
-    from genre.recon import MethodUnavailable
-    from train.config import TrainConfig
-    from train.run import TrainingSetupError, run_training
+    from genre.device import DeviceUnavailable
+    from genre.train.config import TrainConfig
+    from genre.train.run import TrainingSetupError, run_training
 
     try:
         config = TrainConfig(
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_training(config, args.data, args.out, resume=args.resume, device=args.device,
                                command=args.command_line)
-    except (TrainingSetupError, MethodUnavailable) as exc:
+    except (TrainingSetupError, DeviceUnavailable) as exc:
         log.error("%s", exc)
         return 2
     except MatFileError as exc:

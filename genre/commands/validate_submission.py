@@ -51,13 +51,13 @@ def resolve_output_mode(mode: str, output_mode: str | None) -> OutputMode:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genre.submission import SetupError, format_report, validate_submission
+    from genre.submission import SubmissionSetupError, format_submission_report, validate_submission
 
     try:
         output_mode = resolve_output_mode(args.mode, args.output_mode)
         report = validate_submission(args.out, args.input, output_mode)
-    except (ValueError, SetupError) as exc:
+    except (ValueError, SubmissionSetupError) as exc:
         log.error("%s", exc)
         return 2
-    print(format_report(report), flush=True)
+    print(format_submission_report(report), flush=True)
     return 0 if report.ok else 1

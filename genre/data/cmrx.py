@@ -22,6 +22,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from genre.data.matio import MatArray, MatFileError
 from genre.series import has_time_axis
 
 _KUS = re.compile(r"^(?P<stem>.+)_kus_(?P<pattern>[A-Za-z]+?)(?P<acc>\d+)\.mat$")
@@ -31,6 +34,8 @@ _SET = re.compile(r"^(Training|Validation|Test)Set$")
 _CENTRE = re.compile(r"^Cent(er|re)\d+$", re.IGNORECASE)
 _PATIENT = re.compile(r"^P\d+$")
 UNKNOWN = "unknown"
+#: The variable holding fully sampled k-space in a ``FullSample`` file (the release uses both names).
+FULLY_SAMPLED_VARIABLES = ("kspace", "kspace_full")
 
 
 @dataclass(frozen=True)
@@ -189,3 +194,20 @@ def mask_layout(mask_shape: tuple[int, ...], kspace: tuple[int, int, int, int, i
             f"mask shape {mask_shape} does not fit k-space with {frames} frames of {ny}x{nx} (h5py order, ky x kx)"
         )
     return (mask_frames, ny, nx)
+
+
+def read_mask(path: Path, kspace: tuple[int, int, int, int, int]) -> np.ndarray:
+    """The ``mask`` of ``path`` as float32 ``(1 or frames, ky, kx)`` of 0/1, checked against the 5-D k-space shape ``kspace``.
+
+    Raises ``MatFileError`` naming the file: unreadable, a shape that does not fit the k-space,
+    or values other than 0 and 1 (NaN included), which would scale the data instead of selecting it.
+    """
+    with MatArray(path, ["mask"]) as data:
+        try:
+            shape = mask_layout(data.shape, kspace)
+        except ValueError as exc:
+            raise MatFileError(path, str(exc)) from None
+        mask = data.float32().reshape(shape)
+    if not np.isin(mask, (0.0, 1.0)).all():
+        raise MatFileError(path, "mask values must be 0 or 1")
+    return mask

@@ -10,23 +10,19 @@ and half of the phase encodes, with MATLAB's rounding.
 from __future__ import annotations
 
 import enum
-import math
 
 import numpy as np
 
-from genre.data.matio import matlab_shape
+from genre.data.cmrx import Case, kspace_layout
+from genre.data.matio import MatArray, matlab_shape
 from genre.kspace import center_crop
+from genre.matlab_round import mround
 from genre.series import has_time_axis, is_mapping
 
 
 class OutputMode(enum.Enum):
     FULL = "full"  # the whole volume, coils combined
     RANKING = "ranking"  # run4Ranking_2025.m's slices, frames and crop
-
-
-def mround(x: float) -> int:
-    """MATLAB's ``round``: halves go away from zero (Python's ``round`` goes to even)."""
-    return int(math.floor(x + 0.5))
 
 
 def ranking_slices(slices: int) -> list[int]:
@@ -65,6 +61,18 @@ def output_shape(stem: str, shape: tuple[int, int, int, int], mode: OutputMode) 
     if mode is OutputMode.RANKING:
         ny, nx = ranking_crop(ny, nx)
     return matlab_shape((nx, ny, len(keep_slices), len(keep_frames)))
+
+
+def image_shape(case: Case) -> tuple[int, int, int, int]:
+    """The internal ``(frames, slices, ky, kx)`` of the case's image, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
+    with MatArray(case.kus_path, ["kus"]) as kus:
+        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
+    return frames, slices, ny, nx
+
+
+def expected_output_shape(case: Case, mode: OutputMode) -> tuple[int, ...]:
+    """MATLAB-order shape of the case's ``img4ranking``, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
+    return output_shape(case.stem, image_shape(case), mode)
 
 
 def reduce_image(image: np.ndarray, stem: str, mode: OutputMode) -> np.ndarray:

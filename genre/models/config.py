@@ -113,7 +113,9 @@ class GeneratorConfig:
     # samples (noise-free data), a safe start that E2E-VarNet and PromptMR also use.
     eta_init: float = 1.0
     bf16: bool = True  # bf16 autocast for the CNNs on CUDA (FFTs and DC stay fp32); never on CPU
-    checkpointing: bool = False  # per-cascade activation checkpointing while training
+    # Per-cascade activation checkpointing while training: activations recomputed in the backward pass.
+    # The name is the key every saved sidecar holds, so it stays.
+    checkpointing: bool = False
     # **Decision** (METHOD.md asks for soft DC only): put the measured samples back into each
     # output (hard data consistency). The challenge's ground truth is the RSS of the fully
     # sampled k-space, which holds exactly the measured samples, noise included, so replacing the

@@ -129,7 +129,7 @@ class Cascade(nn.Module):
 class Generator(nn.Module):
     """GENRE-CMR generator; see :class:`genre.models.config.GeneratorConfig` for the update forms.
 
-    Never reads files: weights come through :mod:`genre.checkpoint`.
+    Never reads files: weights come through :mod:`genre.weights_file`.
     """
 
     def __init__(self, config: GeneratorConfig):
@@ -153,7 +153,7 @@ class Generator(nn.Module):
         sens_adj = to_fft_order(sens).unsqueeze(1)
         mask_adj = to_fft_order(mask).unsqueeze(2).to(kspace.real.dtype)
         measured = to_fft_order(kspace)
-        use_checkpoint = self.config.checkpointing and self.training and torch.is_grad_enabled()
+        recompute_activations = self.config.checkpointing and self.training and torch.is_grad_enabled()
 
         current, state = measured, None
         kspaces, features = [], []
@@ -167,7 +167,7 @@ class Generator(nn.Module):
             return torch.addcmul(centred, centre_mask, centre_measured - centred)
 
         for cascade in self.cascades:
-            if use_checkpoint:
+            if recompute_activations:
                 current, feat, state = checkpoint(
                     cascade, current, measured, mask_adj, sens_adj, state, use_reentrant=False
                 )

@@ -29,11 +29,15 @@ class SensitivityModel(nn.Module):
 
     def forward(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, coils, ny, nx = kspace.shape
-        # acs_block walks the mask element by element: one copy to the host, not a sync per step.
-        host_mask = mask.detach().to("cpu", torch.bool).numpy()
-        calibration = torch.stack(
-            [acs_kspace(kspace[b], _calibration_block(host_mask[b].tobytes(), (ny, nx), self.num_acs)) for b in range(batch)]
-        )
+        if mask.is_meta:
+            # No values to find the block in (FLOP counting, genre.models.flops); shapes, and so the
+            # work, do not depend on which block it is.
+            blocks = [(slice(0, ny), slice(0, nx))] * batch
+        else:
+            # acs_block walks the mask element by element: one copy to the host, not a sync per step.
+            host_mask = mask.detach().to("cpu", torch.bool).numpy()
+            blocks = [_calibration_block(host_mask[b].tobytes(), (ny, nx), self.num_acs) for b in range(batch)]
+        calibration = torch.stack([acs_kspace(kspace[b], block) for b, block in enumerate(blocks)])
         images = ifft2c(calibration).reshape(batch * coils, 1, ny, nx)
         refined, _ = self.unet(complex_to_channels(images))
         maps = channels_to_complex(refined).reshape(batch, coils, ny, nx)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from genre.recon.base import MethodUnavailable
+
 #: The methods of the submission, slowest first, and ``genre demo``'s default: nothing external here.
 METHODS = ("genre", "sense", "zero-filled")
 #: Peers for comparison that need something outside the package (``bart``: the BART binary).
@@ -21,19 +23,6 @@ FALLBACKS = {
 }
 
 
-class MethodUnavailable(Exception):
-    """A method that cannot run here (no weights, say); ``str()`` is one line saying why."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for ``cuda`` without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MethodUnavailable("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
 def make_reconstructor(name: str, device: torch.device, checkpoint: Path | None = None, max_batch: int | None = None):
     """Build the named method on ``device``; raises :class:`MethodUnavailable` with a one-line reason."""
     if name == "zero-filled":
@@ -45,7 +34,7 @@ def make_reconstructor(name: str, device: torch.device, checkpoint: Path | None 
 
         return CGSense(device)
     if name == "genre":
-        from genre.recon.genre import build_genre_reconstructor
+        from genre.recon.network import build_genre_reconstructor
 
         return build_genre_reconstructor(checkpoint, device, max_batch)
     if name == "bart":

@@ -35,8 +35,7 @@ import numpy as np
 import torch
 
 from genre.kspace import acs_block, acs_kspace, center_crop, consistent_rss, crop_start, rss_from_kspace, sens_expand
-from genre.recon import MethodUnavailable
-from genre.recon.base import SeriesInfo
+from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.series import Neighbours
 
 #: Number of dimensions of every BART array.

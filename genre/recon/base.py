@@ -1,4 +1,4 @@
-"""The one reconstruction interface every method implements (zero-filled, CG-SENSE, GENRE-CMR)."""
+"""The one reconstruction interface every method implements (zero-filled, CG-SENSE, GENRE-CMR, BART), and its error."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from typing import Protocol
 import torch
 
 from genre.series import Neighbours, neighbours
+
+
+class MethodUnavailable(Exception):
+    """A method that cannot run here (no weights, no binary); ``str()`` is one line saying why."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Generator checkpoints: weights in ``<name>.safetensors``, config and provenance in ``<name>.json`` beside it.
+"""Generator weights files (what ``--checkpoint`` names): weights in ``<name>.safetensors``, config and
+provenance in ``<name>.json`` beside it. The training loop's resumable state is :mod:`genre.train.training_state`.
 
 The sidecar holds ``config`` (:meth:`GeneratorConfig.to_dict`), ``version`` (the package's),
 ``git_commit`` (``None`` outside a git checkout) and ``summary`` (free-form, from training).
 Every problem a user can cause (a missing sidecar, weights of another configuration, a
-truncated file) raises :class:`CheckpointError` with one line naming the file.
+truncated file) raises :class:`WeightsFileError` with one line naming the file.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from genre.models.config import GeneratorConfig
 from genre.models.generator import Generator
 
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message is one line naming the file and the problem."""
+class WeightsFileError(Exception):
+    """A weights file that cannot be used; the message is one line naming the file and the problem."""
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -34,15 +35,15 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_checkpoint(path: str | os.PathLike, model: Generator, summary: Mapping[str, Any] | None = None) -> Path:
+def save_weights(path: str | os.PathLike, model: Generator, summary: Mapping[str, Any] | None = None) -> Path:
     """Write ``model``'s weights to ``path`` (``.safetensors``) and its sidecar; returns ``path``.
 
-    Both files are written to temporaries and renamed, so a crash never leaves half a checkpoint
+    Both files are written to temporaries and renamed, so a crash never leaves half a weights file
     under the final name. ``summary`` must be JSON-serialisable (checked before anything is written).
     """
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: checkpoint weights must be a .safetensors file")
+        raise ValueError(f"{path}: weights must be a .safetensors file")
     sidecar = sidecar_path(path)
     text = json.dumps(
         {
@@ -65,18 +66,18 @@ def save_checkpoint(path: str | os.PathLike, model: Generator, summary: Mapping[
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar of weights file ``path`` as a dict; :class:`CheckpointError` if absent or unreadable."""
+    """The sidecar of weights file ``path`` as a dict; :class:`WeightsFileError` if absent or unreadable."""
     sidecar = sidecar_path(path)
     if not sidecar.is_file():
-        raise CheckpointError(f"{path}: its sidecar {sidecar.name} (the model config) is missing")
+        raise WeightsFileError(f"{path}: its sidecar {sidecar.name} (the model config) is missing")
     try:
         data = json.loads(sidecar.read_text())
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"{sidecar}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise WeightsFileError(f"{sidecar}: not valid JSON ({err.msg} at line {err.lineno})") from None
     except OSError as err:
-        raise CheckpointError(f"{sidecar}: cannot be read ({err.strerror})") from None
+        raise WeightsFileError(f"{sidecar}: cannot be read ({err.strerror})") from None
     if not isinstance(data, dict) or "config" not in data:
-        raise CheckpointError(f"{sidecar}: no 'config' entry")
+        raise WeightsFileError(f"{sidecar}: no 'config' entry")
     return data
 
 
@@ -84,23 +85,23 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """The :class:`Generator` saved at ``path``, on ``device``, in eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise WeightsFileError(f"{path}: no such checkpoint file")
     sidecar = read_sidecar(path)
     try:
         config = GeneratorConfig.from_dict(sidecar["config"])
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{sidecar_path(path)}: unusable config ({err})") from None
+        raise WeightsFileError(f"{sidecar_path(path)}: unusable config ({err})") from None
     try:
         weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+        raise WeightsFileError(f"{path}: not a readable safetensors file ({err})") from None
 
     # Built on the meta device: no time spent on a random initialisation that is overwritten.
     with torch.device("meta"):
         model = Generator(config)
     problem = _mismatch(config, model.state_dict(), weights)
     if problem:
-        raise CheckpointError(f"{path}: {problem}")
+        raise WeightsFileError(f"{path}: {problem}")
     weights = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in weights.items()}
     model.load_state_dict(weights, assign=True)
     return model.to(device).eval()

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genre.data.cmrx import Case, find_cases, kspace_layout, mask_layout
-from genre.data.contract import OutputMode, reduce_image, selection
+from genre.data.cmrx import Case, find_cases, kspace_layout, read_mask
+from genre.data.contract import OutputMode, expected_output_shape, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError, atomic_path, write_img4ranking
 from genre.recon.base import Reconstructor, SeriesInfo
-from genre.submission import check_output, expected_output_shape, validate_submission
+from genre.submission import check_output, validate_submission
 from genre.series import Neighbours
 
 log = logging.getLogger("genre.predict")
@@ -33,7 +33,7 @@ class CaseError(Exception):
     """A case that cannot be reconstructed; ``str()`` is one line naming the file and the problem."""
 
 
-class SetupError(Exception):
+class PredictionSetupError(Exception):
     """The run cannot start (no input, unwritable output); ``str()`` is one line."""
 
 
@@ -50,24 +50,29 @@ class RunReport:
         return not self.failed and not self.problems
 
 
+def check_input(input_root: Path) -> None:
+    """Refuse a missing input folder; touches nothing."""
+    if not input_root.is_dir():
+        raise PredictionSetupError(f"{input_root}: input folder not found")
+
+
 def check_roots(input_root: Path, output_root: Path) -> None:
     """Refuse a missing input, an output inside the input (read-only in the harness), an unwritable output."""
-    if not input_root.is_dir():
-        raise SetupError(f"{input_root}: input folder not found")
+    check_input(input_root)
     inp, out = input_root.resolve(), output_root.resolve()
     if out == inp or inp in out.parents:
-        raise SetupError(f"{output_root}: the output folder must not lie inside the input folder {input_root}")
+        raise PredictionSetupError(f"{output_root}: the output folder must not lie inside the input folder {input_root}")
     try:
         output_root.mkdir(parents=True, exist_ok=True)
         with atomic_path(output_root / ".write-test"):
             pass
         (output_root / ".write-test").unlink()
     except OSError as exc:
-        raise SetupError(f"{output_root}: output folder is not writable ({exc.strerror or exc})") from None
+        raise PredictionSetupError(f"{output_root}: output folder is not writable ({exc.strerror or exc})") from None
 
 
 def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, int, int]]:
-    """Open the k-space lazily and read the mask; returns (kus, mask (frames, ky, kx), 5-D shape)."""
+    """Open the k-space lazily and read the mask; returns (kus, mask ``(1 or frames, ky, kx)``, 5-D shape)."""
     mask_path = case.mask_path
     if mask_path is None:
         looked = ", ".join(str(p) for p in case.mask_candidates)
@@ -75,14 +80,7 @@ def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, in
     kus = MatArray(case.kus_path, ["kus"])
     try:
         shape = kspace_layout(case.stem, kus.shape)
-        with MatArray(mask_path, ["mask"]) as mask_file:
-            try:
-                mask_shape = mask_layout(mask_file.shape, shape)
-            except ValueError as exc:
-                raise CaseError(f"{mask_path}: {exc}") from None
-            mask = mask_file.float32().reshape(mask_shape)
-        if not np.isfinite(mask).all() or not np.isin(mask, (0.0, 1.0)).all():
-            raise CaseError(f"{mask_path}: mask values must be 0 or 1")
+        mask = read_mask(mask_path, shape)
     except ValueError as exc:
         kus.close()
         raise CaseError(f"{case.kus_path}: {exc}") from None
@@ -168,7 +166,7 @@ def predict_tree(
     check_roots(input_root, output_root)
     cases = find_cases(input_root)
     if not cases:
-        raise SetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+        raise PredictionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     chain = [method, *fallbacks]
     level = 0
     seconds_per_file: dict[int, list[float]] = {}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from evaluation.reference import reference_image
-from genre import predict as predict_module
+from genre.evaluation.reference import reference_image
+from genre import pipeline
 from genre.cli import main
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
@@ -19,6 +19,15 @@ from genre.recon.zero_filled import ZeroFilled
 
 def _outputs(root):
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+#: Measured on the mini tree: at most 0.17 (zero-filled, full mode), 0.13 for CG-SENSE; an output
+#: at half the right scale is off by 0.51 or more, so this bound fails it.
+MAX_ERROR = 0.25
+
+
+def _relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
 
 
 def _gt(case, root, mode):
@@ -37,8 +46,9 @@ def test_predict_writes_contract_valid_outputs(mini_tree, tmp_path, mode, method
         expected = _gt(case, mini_tree, OutputMode(mode))
         assert got.dtype == np.float32 and got.shape == expected.shape
         assert np.isfinite(got).all()
-        err = np.linalg.norm(got - expected) / np.linalg.norm(expected)
-        assert err < 0.6, (case.stem, err)
+        error = _relative_error(got, expected)
+        assert error < MAX_ERROR, (case.stem, error)
+        assert _relative_error(0.5 * got, expected) > MAX_ERROR, "the bound must catch an output at half the scale"
 
 
 def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
@@ -49,7 +59,7 @@ def test_sense_is_closer_to_the_reference_than_zero_filled(mini_tree, tmp_path):
         case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")
         got = scipy.io.loadmat(case.output_path(out))["img4ranking"]
         gt = _gt(case, mini_tree, OutputMode.FULL)
-        errors[method] = np.linalg.norm(got - gt) / np.linalg.norm(gt)
+        errors[method] = _relative_error(got, gt)
     assert errors["sense"] < 0.8 * errors["zero-filled"], errors
 
 
@@ -162,7 +172,7 @@ class _Slow:
 
 
 def test_time_budget_moves_the_remaining_files_to_the_fallback(mini_tree, tmp_path, caplog):
-    from genre.predict import predict_tree
+    from genre.pipeline import predict_tree
 
     slow = _Slow(0.3)
     with caplog.at_level(logging.INFO):
@@ -201,7 +211,7 @@ def test_default_method_uses_the_shipped_weights(mini_tree, tmp_path):
 def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monkeypatch):
     case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")  # 3 slices
     started = [threading.Event() for _ in range(3)]
-    read = predict_module._checked
+    read = pipeline._checked
 
     def recording_read(kus, index, shape):
         started[index[1]].set()
@@ -218,10 +228,10 @@ def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monke
                 self.overlapped.append(started[z + 1].wait(timeout=10))
             return ZeroFilled().reconstruct(kspace, mask, info)
 
-    serial = predict_module.reconstruct_case(case, ZeroFilled(), OutputMode.FULL)
-    monkeypatch.setattr(predict_module, "_checked", recording_read)
+    serial = pipeline.reconstruct_case(case, ZeroFilled(), OutputMode.FULL)
+    monkeypatch.setattr(pipeline, "_checked", recording_read)
     method = WaitsForTheNextRead()
-    got = predict_module.reconstruct_case(case, method, OutputMode.FULL)
+    got = pipeline.reconstruct_case(case, method, OutputMode.FULL)
     assert method.overlapped == [True, True]
     np.testing.assert_array_equal(got, serial)
 
@@ -229,14 +239,14 @@ def test_the_next_slice_is_read_while_this_one_is_reconstructed(mini_tree, monke
 def test_read_ahead_keeps_order_and_raises_a_read_error_where_its_slice_is_used():
     def read(i):
         if i == 7:
-            raise predict_module.CaseError("slice 7 is broken")
+            raise pipeline.CaseError("slice 7 is broken")
         return i * 10
 
-    assert list(predict_module._read_ahead(read, [3, 1, 2])) == [(3, 30), (1, 10), (2, 20)]
-    assert list(predict_module._read_ahead(read, [])) == []
-    chunks = predict_module._read_ahead(read, [0, 7, 1])
+    assert list(pipeline._read_ahead(read, [3, 1, 2])) == [(3, 30), (1, 10), (2, 20)]
+    assert list(pipeline._read_ahead(read, [])) == []
+    chunks = pipeline._read_ahead(read, [0, 7, 1])
     assert next(chunks) == (0, 0)
-    with pytest.raises(predict_module.CaseError, match="slice 7"):
+    with pytest.raises(pipeline.CaseError, match="slice 7"):
         next(chunks)
 
 
@@ -250,7 +260,7 @@ def test_a_methods_own_error_is_reported_with_the_file(mini_tree, tmp_path, capl
             return ZeroFilled().reconstruct(kspace, mask, info)
 
     with caplog.at_level(logging.ERROR):
-        report = predict_module.predict_tree(mini_tree, tmp_path / "out", FailsOnT1w())
+        report = pipeline.predict_tree(mini_tree, tmp_path / "out", FailsOnT1w())
     [(path, problem)] = report.failed
     assert path.name.startswith("T1w_kus_") and problem == f"{path}: bart pics failed: out of memory"
     assert problem in caplog.text and len(report.done) == len(find_cases(mini_tree)) - 1

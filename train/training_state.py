@@ -1,14 +1,14 @@
-"""Training-state checkpoints: everything a resumed run needs to continue exactly.
+"""Training state: everything a resumed run needs to continue exactly, saved as ``checkpoints/step_*.pt``.
 
 A state is a dict saved with :func:`torch.save` under ``<out>/checkpoints/step_<8 digits>.pt``:
-``config`` (the :class:`~train.config.TrainConfig` as a dict), ``step``, ``epoch`` and
+``config`` (the :class:`~genre.train.config.TrainConfig` as a dict), ``step``, ``epoch`` and
 ``step_in_epoch`` (the sampler position), the ``generator`` and ``discriminator`` weights,
 their ``optimizers`` and ``schedulers``, the ``objective`` (CoV statistics), ``best`` (the best
 score so far) and ``ranks``: per process, its SDA bank and RNG states (both differ between DDP
 processes). Everything in it is plain data and tensors, so it loads with ``weights_only=True``.
 
 The generator weights for inference are written separately with
-:func:`genre.checkpoint.save_checkpoint` (``best.safetensors`` / ``last.safetensors``).
+:func:`genre.weights_file.save_weights` (``best.safetensors`` / ``last.safetensors``).
 """
 
 from __future__ import annotations
@@ -20,25 +20,25 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_DIR = "checkpoints"
+STATE_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
-def checkpoint_path(out: Path, step: int) -> Path:
-    return Path(out) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+def state_path(out: Path, step: int) -> Path:
+    return Path(out) / STATE_DIR / f"step_{step:08d}.pt"
 
 
-def list_checkpoints(out: Path) -> list[Path]:
-    """The training-state checkpoints below ``out``, oldest (fewest steps) first."""
-    folder = Path(out) / CHECKPOINT_DIR
+def list_states(out: Path) -> list[Path]:
+    """The training states below ``out``, oldest (fewest steps) first."""
+    folder = Path(out) / STATE_DIR
     if not folder.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    found = list_checkpoints(out)
+def latest_state(out: Path) -> Path | None:
+    found = list_states(out)
     return found[-1] if found else None
 
 
@@ -56,8 +56,8 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def prune(out: Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest training-state checkpoints."""
-    for path in list_checkpoints(out)[:-keep]:
+    """Delete all but the ``keep`` newest training states."""
+    for path in list_states(out)[:-keep]:
         path.unlink(missing_ok=True)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import genre
-from genre.checkpoint import CheckpointError, load_generator, read_sidecar, save_checkpoint, sidecar_path
+from genre.weights_file import WeightsFileError, load_generator, read_sidecar, save_weights, sidecar_path
 from genre.models.config import preset
 from genre.models.generator import Generator
 
@@ -20,12 +20,12 @@ def saved(tmp_path):
     model = Generator(preset("tiny"))
     with torch.no_grad():
         model.cascades[1].eta.fill_(0.37)  # not the initial value: the load must not re-initialise
-    path = save_checkpoint(tmp_path / "weights" / "tiny.safetensors", model, summary={"epoch": 3, "ssim": 0.91})
+    path = save_weights(tmp_path / "weights" / "tiny.safetensors", model, summary={"epoch": 3, "ssim": 0.91})
     return path, model
 
 
 def _one_line_error(path, match: str) -> str:
-    with pytest.raises(CheckpointError, match=match) as info:
+    with pytest.raises(WeightsFileError, match=match) as info:
         load_generator(path)
     message = str(info.value)
     assert "\n" not in message
@@ -77,7 +77,7 @@ def test_shape_mismatch_is_named(saved):
 
 def test_missing_weights_are_named(tmp_path):
     torch.manual_seed(0)
-    path = save_checkpoint(tmp_path / "x.safetensors", Generator(preset("tiny")))
+    path = save_weights(tmp_path / "x.safetensors", Generator(preset("tiny")))
     meta = read_sidecar(path)
     meta["config"]["unet"]["n_skip_cab"] = [1, 1]  # one more skip block than the weights hold
     sidecar_path(path).write_text(json.dumps(meta))
@@ -107,4 +107,4 @@ def test_unreadable_weights(saved, tmp_path):
 
 def test_save_refuses_other_suffixes(tmp_path):
     with pytest.raises(ValueError, match="safetensors"):
-        save_checkpoint(tmp_path / "x.pt", Generator(replace(preset("tiny"), cascades=1)))
+        save_weights(tmp_path / "x.pt", Generator(replace(preset("tiny"), cascades=1)))

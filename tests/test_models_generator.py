@@ -1,36 +1,24 @@
-"""The generator's parts: config, prompt U-Net, sensitivity estimation, cascades and data consistency."""
+"""The generator (genre.models.generator): cascades, data consistency, residual path, scale, checkpointing."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
 import torch
 
-from genre.kspace import acs_block, rss
 from genre.models.config import GeneratorConfig, preset
 from genre.models.generator import Generator
-from genre.models.prompt_unet import PromptUnet, channels_to_complex, complex_to_channels
-from genre.models.sensitivity import SensitivityModel
+from conftest import kt_mask
 
 KY, KX = 37, 51  # odd on both axes, not a multiple of 2**depth
 COILS, BATCH = 3, 2
 
 
-def _mask(frames: int, ky: int = KY, kx: int = KX) -> torch.Tensor:
-    """k-t pattern ``(frames, ky, kx)``: every third line shifted per frame, plus 8 central lines."""
-    mask = torch.zeros(frames, ky, kx)
-    for f in range(frames):
-        mask[f, f % 3 :: 3] = 1
-    mask[:, ky // 2 - 4 : ky // 2 + 4] = 1
-    return mask
-
-
 def _problem(config: GeneratorConfig, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     adj = config.adjacent
-    mask = _mask(adj).expand(BATCH, adj, KY, KX).clone()
+    mask = kt_mask(adj, KY, KX).expand(BATCH, adj, KY, KX).clone()
     kspace = torch.randn(BATCH, adj, COILS, KY, KX, dtype=torch.complex64, generator=g)
     return kspace * mask.unsqueeze(2), mask
 
@@ -38,60 +26,6 @@ def _problem(config: GeneratorConfig, seed: int = 0) -> tuple[torch.Tensor, torc
 def _generator(seed: int = 0, **changes) -> Generator:
     torch.manual_seed(seed)
     return Generator(replace(preset("tiny"), **changes)).eval()
-
-
-@pytest.mark.parametrize("name", ["paper", "small", "tiny"])
-def test_config_json_round_trip(name):
-    config = preset(name)
-    assert GeneratorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-
-
-def test_config_rejects_unknown_keys_and_presets():
-    data = preset("tiny").to_dict()
-    data["unet"]["widht"] = 3
-    with pytest.raises(ValueError, match="widht"):
-        GeneratorConfig.from_dict(data)
-    with pytest.raises(ValueError, match="paper"):
-        preset("huge")
-    with pytest.raises(ValueError, match="update"):
-        GeneratorConfig(update="other")
-
-
-def test_channel_layout_round_trip():
-    x = torch.randn(2, 5, 7, 9, dtype=torch.complex64)
-    channels = complex_to_channels(x)
-    assert channels.shape == (2, 10, 7, 9)
-    assert torch.equal(channels[:, 2], x[:, 1].real) and torch.equal(channels[:, 3], x[:, 1].imag)
-    assert torch.equal(channels_to_complex(channels), x)
-
-
-@pytest.mark.parametrize("size", [(KY, KX), (16, 16), (1, 3)])
-def test_prompt_unet_any_size(size):
-    config = preset("tiny").unet
-    net = PromptUnet(4, 6, config)
-    out, features = net(torch.randn(2, 4, *size))
-    assert out.shape == (2, 6, *size)
-    assert features.shape == (2, config.n_feat0, *size)
-    assert torch.isfinite(out).all()
-
-
-def test_sensitivity_maps_have_unit_rss_and_see_only_the_acs_block():
-    torch.manual_seed(0)
-    model = SensitivityModel(preset("tiny").sensitivity).eval()
-    mask = _mask(2)[:1].expand(BATCH, KY, KX)
-    kspace = torch.randn(BATCH, COILS, KY, KX, dtype=torch.complex64) * mask.unsqueeze(1)
-    with torch.no_grad():
-        maps = model(kspace, mask)
-        assert maps.shape == (BATCH, COILS, KY, KX) and maps.dtype == torch.complex64
-        norm = rss(maps)
-        assert torch.allclose(norm[norm > 0], torch.ones(()), atol=1e-5)
-
-        # Samples outside the (at most num_acs lines) calibration block do not matter.
-        block = acs_block(mask[0])
-        outside = torch.ones(KY, KX, dtype=torch.bool)
-        outside[block] = False
-        changed = kspace + torch.randn_like(kspace) * outside * mask.unsqueeze(1)
-        assert torch.allclose(model(changed, mask), maps, atol=1e-6)
 
 
 @pytest.mark.parametrize("update", ["literal", "varnet"])
@@ -196,28 +130,3 @@ def test_bf16_autocast_on_cuda_stays_close_to_fp32():
     image = out.image()
     assert torch.isfinite(image).all()
     assert (image - reference).norm() / reference.norm() < 0.05
-
-
-
-def test_model_info_command(capsys):
-    from genre.cli import main
-
-    args = ["model-info", "--preset", "tiny", "--height", "37", "--width", "51", "--coils", "3", "--device", "cpu"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    params = sum(p.numel() for p in Generator(preset("tiny")).parameters())
-    assert f"parameters   {params:,}" in out
-    assert "MFLOP per slice-frame" in out
-
-
-def test_a_callers_autocast_does_not_change_the_precision_policy():
-    """The U-Net sets autocast itself: under an outer bf16 autocast a float32 model still computes in float32."""
-    torch.manual_seed(0)
-    unet = PromptUnet(4, 4, preset("tiny").unet).eval()
-    x = torch.randn(2, 4, 24, 32)
-    with torch.no_grad():
-        reference, _ = unet(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, features = unet(x)
-    assert out.dtype == features.dtype == torch.float32
-    torch.testing.assert_close(out, reference, rtol=0, atol=0)

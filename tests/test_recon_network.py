@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genre.checkpoint import save_checkpoint
+from genre.weights_file import save_weights
 from genre.models.config import preset
 from genre.models.generator import Generator
-from genre.recon import MethodUnavailable, make_reconstructor
-from genre.recon import genre as recon_genre
+from genre.recon import make_reconstructor
+from genre.recon import network as recon_network
+from genre.recon.base import MethodUnavailable
 from genre.recon.base import SeriesInfo
 from genre.models.generator import input_scale
-from genre.recon.genre import GenreReconstructor, build_genre_reconstructor
+from genre.recon.network import GenreReconstructor, build_genre_reconstructor
 from genre.series import adjacent_indices
 from genre.series import Neighbours
 
@@ -131,7 +132,7 @@ def test_out_of_memory_halves_the_batch(reconstructor, caplog):
 
 
 def test_make_reconstructor_loads_a_checkpoint(tmp_path, reconstructor):
-    path = save_checkpoint(tmp_path / "g.safetensors", reconstructor.model)
+    path = save_weights(tmp_path / "g.safetensors", reconstructor.model)
     loaded = make_reconstructor("genre", torch.device("cpu"), path, max_batch=2)
     assert isinstance(loaded, GenreReconstructor) and loaded.max_batch == 2
     info = SeriesInfo(stem="T1map", frames=3)
@@ -141,12 +142,12 @@ def test_make_reconstructor_loads_a_checkpoint(tmp_path, reconstructor):
 
 
 def test_shipped_weights_are_the_default(tmp_path, monkeypatch, reconstructor):
-    monkeypatch.setattr(recon_genre, "SHIPPED_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(recon_network, "SHIPPED_WEIGHTS_DIR", tmp_path)
     with pytest.raises(MethodUnavailable, match="no GENRE-CMR weights shipped"):
         build_genre_reconstructor(None, torch.device("cpu"))
-    save_checkpoint(tmp_path / "genre.safetensors", reconstructor.model)
-    assert build_genre_reconstructor(None, torch.device("cpu")).max_batch == recon_genre.DEFAULT_MAX_BATCH
-    save_checkpoint(tmp_path / "other.safetensors", reconstructor.model)
+    save_weights(tmp_path / "genre.safetensors", reconstructor.model)
+    assert build_genre_reconstructor(None, torch.device("cpu")).max_batch == recon_network.DEFAULT_MAX_BATCH
+    save_weights(tmp_path / "other.safetensors", reconstructor.model)
     with pytest.raises(MethodUnavailable, match="several weights files"):
         build_genre_reconstructor(None, torch.device("cpu"))
 
@@ -154,7 +155,7 @@ def test_shipped_weights_are_the_default(tmp_path, monkeypatch, reconstructor):
 def test_unusable_checkpoint_or_batch_is_one_line(tmp_path, reconstructor):
     with pytest.raises(MethodUnavailable, match="missing.safetensors: no such checkpoint file"):
         build_genre_reconstructor(tmp_path / "missing.safetensors", torch.device("cpu"))
-    path = save_checkpoint(tmp_path / "g.safetensors", reconstructor.model)
+    path = save_weights(tmp_path / "g.safetensors", reconstructor.model)
     with pytest.raises(MethodUnavailable, match="max-batch"):
         build_genre_reconstructor(path, torch.device("cpu"), max_batch=0)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from genre.checkpoint import CheckpointError, load_generator
+from genre.weights_file import WeightsFileError, load_generator
 from genre.models.generator import Generator
-from genre.recon import MethodUnavailable
-from genre.recon.base import SeriesInfo
+from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.series import Neighbours, adjacent_positions
 
 logger = logging.getLogger(__name__)
@@ -139,7 +138,7 @@ def build_genre_reconstructor(
 ) -> GenreReconstructor:
     """The reconstructor for ``genre.recon.make_reconstructor``: weights from ``checkpoint``, or the shipped ones.
 
-    Raises :class:`~genre.recon.MethodUnavailable` with one line naming the file and the
+    Raises :class:`~genre.recon.base.MethodUnavailable` with one line naming the file and the
     problem (no weights shipped, a missing sidecar, weights of another configuration).
     """
     if max_batch is not None and max_batch < 1:
@@ -147,7 +146,7 @@ def build_genre_reconstructor(
     path = checkpoint if checkpoint is not None else _shipped_weights()
     try:
         model = load_generator(path, device)
-    except CheckpointError as err:
+    except WeightsFileError as err:
         raise MethodUnavailable(str(err)) from None
     return GenreReconstructor(model, device, max_batch or DEFAULT_MAX_BATCH)
 
