@@ -15,18 +15,8 @@ from genre.cli import HelpFormatter
 from genre.commands import synth as synth_command
 from genre.data.cmrx import find_cases, find_training_cases, fullsample_path, kspace_layout, mask_layout
 from genre.data.matio import MatArray
-from genre.data.synthetic import (
-    DOMAINS,
-    SynthConfig,
-    coil_maps,
-    job_mask,
-    job_paths,
-    make_tree,
-    phantom_images,
-    plan,
-    region_signals,
-    series_kspace,
-)
+from genre.data.phantom import coil_maps, phantom_images, region_signals
+from genre.data.synthetic import DOMAINS, SynthConfig, job_mask, job_paths, make_tree, plan, series_kspace
 from genre.kspace import acs_block, fft2c
 from genre.masks import PATTERNS
 from genre.series import modality_of
