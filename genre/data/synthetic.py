@@ -1,8 +1,16 @@
 """Synthetic CMRxRecon 2025 trees: images seen by coils, with noise and the challenge masks, as MATLAB files.
 
 The tree writer: which series a tree holds (:func:`plan`), where their files go
-(:func:`job_paths`), and how a series becomes files (:func:`write_series`). The images and coil
-maps come from :mod:`genre.data.phantom` (the moving cardiac phantom).
+(:func:`job_paths`), and how a series becomes files (:func:`write_series`). Images and coil
+maps come from a family:
+
+* ``cardiac`` (the default, what training uses): :mod:`genre.data.phantom`'s moving cardiac
+  phantom and loop coils, over the centre/vendor domains of :data:`DOMAINS`.
+* ``bart``, ``biological``: the held-out families of :mod:`genre.data.heldout` (BART's phantoms
+  and coils; biological images from installed packages with birdcage coils), for measuring
+  generalization only, so written in the validation layout only. Their series are
+  :data:`HELDOUT_SERIES`: stems, matrices from 96x112 to the challenge's 162x448 and 246x512,
+  4 to 32 coils, SNR 30 to 100, one (pattern, R) each in the order of the cardiac tree.
 
 * k-space = ``fft2c(coil * image)`` (centred orthonormal FFT of :mod:`genre.kspace`) of images
   scaled by the domain's receiver ``scale``, plus complex Gaussian noise of standard deviation
@@ -32,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genre.data.heldout import RENDERERS
 from genre.data.matio import matlab_shape, write_mat73
 from genre.data.phantom import coil_maps, keyed_rng, phantom_images
 from genre.kspace import fft2c
@@ -39,6 +48,8 @@ from genre.masks import ACCELERATIONS, DEFAULT_ACS, PATTERNS, make_mask
 from genre.series import has_time_axis, modality_of
 
 LAYOUTS = ("train", "validation")
+#: Image and coil families: the training phantom first, then the held-out ones.
+FAMILIES = ("cardiac", *RENDERERS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +130,47 @@ DEFAULT_STEMS = ("cine_sax", "cine_lax_4ch", "T1map", "lge_sax", "blackblood")
 
 
 @dataclass(frozen=True)
+class HeldoutSeries:
+    """One series of a held-out tree: its stem, matrix (phase encodes ``ny``, readout ``nx``), coils and noise."""
+
+    stem: str
+    ny: int
+    nx: int
+    coils: int
+    snr: float  # brightest pixel of the RSS image over the RSS noise floor
+    scale: float = 1e-3  # receiver scaling, as Domain.scale
+
+
+#: The held-out trees' series, one patient each, in writing order. They get the cardiac tree's
+#: (pattern, R) order, so 18 series give each of the 9 pairs twice. Every stem storage kind and
+#: neighbour rule appears (cine: periodic frames; T2map: weightings; lge_sax, T1w: one frame,
+#: slice neighbours; blackblood: one image); 4 and 6 coils fall at R 8 to 24, fewer coils than R;
+#: two challenge-sized files (162x448 cine, 246x512 black-blood) keep the CPU cost bounded.
+HELDOUT_SERIES: tuple[HeldoutSeries, ...] = (
+    HeldoutSeries("cine_sax", 96, 112, 4, 40),
+    HeldoutSeries("cine_sax", 97, 113, 8, 60, 4e-3),
+    HeldoutSeries("cine_lax_4ch", 120, 144, 12, 30),
+    HeldoutSeries("T1w", 111, 128, 16, 80),
+    HeldoutSeries("blackblood", 128, 128, 32, 50, 2e-4),
+    HeldoutSeries("lge_sax", 101, 140, 6, 100),
+    HeldoutSeries("cine_sax", 162, 448, 10, 50),
+    HeldoutSeries("cine_lax_4ch", 104, 120, 4, 60),
+    HeldoutSeries("T2map", 120, 96, 20, 40),
+    HeldoutSeries("cine_sax", 112, 128, 24, 30, 4e-3),
+    HeldoutSeries("blackblood", 99, 117, 4, 80),
+    HeldoutSeries("lge_sax", 96, 112, 8, 40),
+    HeldoutSeries("cine_lax_4ch", 130, 150, 6, 50, 2e-4),
+    HeldoutSeries("T1w", 97, 113, 4, 30),
+    HeldoutSeries("cine_sax", 108, 126, 16, 100),
+    HeldoutSeries("blackblood", 246, 512, 24, 60),
+    HeldoutSeries("cine_sax", 100, 116, 32, 40),
+    HeldoutSeries("T2map", 115, 131, 12, 60),
+)
+#: Centre folder of each held-out family's tree (the vendor folder names coils and SNR).
+HELDOUT_CENTRES = {"bart": "Center101", "biological": "Center102"}
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """What tree to write. Defaults: a small validation tree that covers every pattern, R and storage kind.
 
@@ -141,6 +193,8 @@ class SynthConfig:
     accelerations: tuple[int, ...] = ACCELERATIONS
     acs: int = DEFAULT_ACS
     all_combos: bool = False  # validation: every pattern x R per series instead of one each
+    family: str = "cardiac"  # images and coils: FAMILIES; held-out ones ignore domains to stems
+    heldout: tuple[HeldoutSeries, ...] = HELDOUT_SERIES  # the series of a held-out family's tree
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -160,6 +214,15 @@ class SynthConfig:
             raise ValueError(f"unknown patterns {unknown}; known: {', '.join(PATTERNS)}")
         if not self.patterns or not self.accelerations or min(self.accelerations) < 1:
             raise ValueError("patterns and accelerations must be non-empty, accelerations positive")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.family != "cardiac":
+            if self.layout != "validation":
+                raise ValueError(f"the {self.family} family is held out of training: validation layout only")
+            for series in self.heldout:
+                if series.stem not in SERIES or min(series.ny, series.nx) < max(self.acs, 8) or series.coils < 2:
+                    raise ValueError(f"held-out series {series}: unknown stem, matrix below the ACS or 8, or under 2 coils")
+            return
         for domain in DOMAINS[: self.domains]:
             ny, nx = self.shape_of(domain)
             if min(ny, nx) < max(self.acs, 8):
@@ -187,6 +250,7 @@ class SeriesJob:
     ny: int
     nx: int
     combos: tuple[tuple[str, int], ...]  # (pattern, acceleration) of the masks (and kus files)
+    family: str = "cardiac"  # where images and coil maps come from (FAMILIES)
 
     @property
     def modality(self) -> str:
@@ -203,22 +267,39 @@ def _combos(patterns: Sequence[str], accelerations: Sequence[int]) -> list[tuple
     ]
 
 
+def _series_extent(stem: str, config: SynthConfig) -> tuple[int, int]:
+    """(frames, slices) of a stem: its own counts, else the config's; one frame without a time axis."""
+    spec = SERIES[stem]
+    return (spec.frames or config.frames) if has_time_axis(stem) else 1, spec.slices or config.slices
+
+
+def _heldout_plan(config: SynthConfig, combos: list[tuple[str, int]]) -> list[SeriesJob]:
+    jobs = []
+    for i, series in enumerate(config.heldout):
+        domain = Domain(HELDOUT_CENTRES[config.family], f"HeldOut_{series.coils:02d}ch_SNR{series.snr:g}", 3.0,
+                        series.snr, scale=series.scale)
+        chosen = tuple(combos) if config.all_combos else (combos[i % len(combos)],)
+        jobs.append(SeriesJob(domain, f"P{i + 1:03d}", series.stem, *_series_extent(series.stem, config),
+                              series.coils, series.ny, series.nx, chosen, config.family))
+    return jobs
+
+
 def plan(config: SynthConfig) -> list[SeriesJob]:
-    """The series of the tree, in writing order (domain, patient, stem)."""
+    """The series of the tree, in writing order (domain, patient, stem; held-out families: :data:`HELDOUT_SERIES` order)."""
     combos = _combos(list(dict.fromkeys(config.patterns)), list(dict.fromkeys(config.accelerations)))
+    if config.family != "cardiac":
+        return _heldout_plan(config, combos)
     jobs = []
     for domain in DOMAINS[: config.domains]:
         ny, nx = config.shape_of(domain)
         for case in range(config.cases):
             for stem in config.stems:
-                spec = SERIES[stem]
-                frames = (spec.frames or config.frames) if has_time_axis(stem) else 1
                 if config.layout == "train" or config.all_combos:
                     chosen = tuple(combos)
                 else:
                     chosen = (combos[len(jobs) % len(combos)],)
                 jobs.append(
-                    SeriesJob(domain, f"P{case + 1:03d}", stem, frames, spec.slices or config.slices,
+                    SeriesJob(domain, f"P{case + 1:03d}", stem, *_series_extent(stem, config),
                               config.coils_of(domain), ny, nx, chosen)
                 )
     return jobs
@@ -241,11 +322,22 @@ def job_paths(root: Path, job: SeriesJob, config: SynthConfig) -> list[Path]:
     return paths
 
 
+def series_images(job: SeriesJob, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noiseless images ``(frames, slices, ny, nx)`` and coil maps ``(coils, ny, nx)``, complex64, of one job's family."""
+    d = job.domain
+    key = f"{d.name}/{job.patient}"
+    if job.family == "cardiac":
+        images = phantom_images(job.stem, job.frames, job.slices, job.ny, job.nx, d.field_t, seed, key)
+        return images, coil_maps(job.coils, job.ny, job.nx, seed, key)
+    render_images, render_maps = RENDERERS[job.family]
+    return (render_images(job.stem, job.frames, job.slices, job.ny, job.nx, seed, key),
+            render_maps(job.coils, job.ny, job.nx, seed, key))
+
+
 def series_kspace(job: SeriesJob, seed: int) -> np.ndarray:
     """Fully sampled noisy k-space ``(frames, slices, coils, ny, nx)`` complex64 of one job."""
     d = job.domain
-    images = phantom_images(job.stem, job.frames, job.slices, job.ny, job.nx, d.field_t, seed, f"{d.name}/{job.patient}")
-    maps = coil_maps(job.coils, job.ny, job.nx, seed, f"{d.name}/{job.patient}")
+    images, maps = series_images(job, seed)
     coil_images = torch.from_numpy(images * d.scale)[:, :, None] * torch.from_numpy(maps)
     kspace = fft2c(coil_images).numpy()
     rng = keyed_rng(seed, "noise", d.name, job.patient, job.stem)
