@@ -12,14 +12,15 @@
 # (img4ranking outputs, --output-mode ranking), compare/<family>/ (each method's per_file.csv and
 # summary.csv, comparison.md) and generalization.md (the three families' tables, one after the
 # other). --checkpoint: GENRE-CMR weights (default: the shipped ones). Environment: GENRE (the
-# genre command, default .venv/bin/genre; may hold arguments, e.g. "python -m genre"), DEVICE (auto).
+# genre command, default .venv/bin/genre; may hold arguments, e.g. "python -m genre"), DEVICE (auto),
+# BART_THREADS (BART's OpenMP threads, default 1).
 set -euo pipefail
 out=build/generalization
 checkpoint=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkpoint) checkpoint=(--checkpoint "$2"); shift 2 ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
         *) out=$1; shift ;;
     esac
 done
@@ -45,9 +46,12 @@ for family in "${families[@]}"; do
     [ -d "$data" ] || "${genre[@]}" synth --out "$data" --layout validation ${synth[$family]}
     preds=()
     for method in "${methods[@]}"; do
-        flags=()
+        flags=() prefix=()
         [ "$method" = genre ] && flags=("${checkpoint[@]}")
-        "${genre[@]}" predict --input "$data" --output "$out/pred/$family/$method" --method "$method" \
+        # BART's OpenMP threads spin at their barriers: on two cores shared with other work a
+        # 56x64 slice took 8-20 s with the default threads and 0.7-1.1 s with one.
+        [ "$method" = bart ] && prefix=(env "OMP_NUM_THREADS=${BART_THREADS:-1}")
+        "${prefix[@]}" "${genre[@]}" predict --input "$data" --output "$out/pred/$family/$method" --method "$method" \
             --output-mode ranking --device "${DEVICE:-auto}" "${flags[@]}"
         preds+=("$out/pred/$family/$method")
     done
