@@ -20,7 +20,7 @@ checkpoint=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkpoint) checkpoint=(--checkpoint "$2"); shift 2 ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
         *) out=$1; shift ;;
     esac
 done

@@ -125,3 +125,9 @@ def test_held_out_tree_is_a_validation_tree_that_predict_walks(family, tmp_path)
     assert len(list((tmp_path / "zf").rglob("*_kus_*.mat"))) == 3
     with pytest.raises(ValueError, match="held out of training"):
         SynthConfig(family=family, layout="train")
+
+
+def test_biological_images_sit_in_a_dark_margin():
+    images = np.abs(heldout.biological_images("cine_sax", 4, 1, 50, 60, seed=5, key="k"))
+    assert images[..., :3, :].max() == 0 and images[..., :, -3:].max() == 0  # 10% of each side, all round
+    assert images[..., 5:45, 6:54].mean() > 0.05  # the image itself fills the rest

@@ -19,7 +19,9 @@ on them measures generalization:
 * ``biological``: real biological and medical images shipped in installed packages:
   matplotlib's ``s1045.ima.gz`` (a 256 x 256 MR brain slice, big-endian 16-bit: the values
   are 0-215) and scikit-image's retina, cell, immunohistochemistry, microaneurysms and moon
-  images, made grayscale, cropped to the matrix's aspect ratio and resized to it. Frames move
+  images, made grayscale, cropped to the matrix's aspect ratio and resized to its central 80%
+  (a dark margin all round, as air around a body: ESPIRiT's calibration failed on images that
+  fill the field of view edge to edge under birdcage coils, docs/benchmarks.md). Frames move
   periodically by a smooth nonrigid deformation (a smooth random displacement field of up to
   3% of the short side, scaled by ``(1 - cos(2 pi t / frames)) / 2``); the slices of a stack
   are the image under different static smooth deformations. Seen by birdcage coils
@@ -187,14 +189,22 @@ def bart_maps(coils: int, ny: int, nx: int, seed: int = 0, key: str = "P001") ->
     return (maps / np.sqrt((np.abs(maps) ** 2).sum(0)).max()).astype(np.complex64)
 
 
+#: Fraction of each side of the matrix that a biological image fills; the rest is a dark margin.
+FILL = 0.8
+
+
 def _fit(image: np.ndarray, ny: int, nx: int) -> np.ndarray:
-    """A 2-D grayscale image cropped centrally to the aspect ratio ``ny : nx`` and resized to ``(ny, nx)``."""
+    """A 2-D grayscale image cropped centrally to the aspect ratio ``ny : nx``, resized to the central ``FILL`` of ``(ny, nx)``."""
     from skimage.transform import resize
 
     h, w = image.shape
     ch, cw = (min(h, round(w * ny / nx)), w) if h * nx > w * ny else (h, min(w, round(h * nx / ny)))
     top, left = (h - ch) // 2, (w - cw) // 2
-    return resize(image[top : top + ch, left : left + cw], (ny, nx), anti_aliasing=True)
+    inner = round(FILL * ny), round(FILL * nx)
+    out = np.zeros((ny, nx))
+    y0, x0 = ny // 2 - inner[0] // 2, nx // 2 - inner[1] // 2  # centred on the FFT centre
+    out[y0 : y0 + inner[0], x0 : x0 + inner[1]] = resize(image[top : top + ch, left : left + cw], inner, anti_aliasing=True)
+    return out
 
 
 def source_image(name: str) -> np.ndarray:
