@@ -276,6 +276,7 @@ def _series_extent(stem: str, config: SynthConfig) -> tuple[int, int]:
 def _heldout_plan(config: SynthConfig, combos: list[tuple[str, int]]) -> list[SeriesJob]:
     jobs = []
     for i, series in enumerate(config.heldout):
+        # field_t sets tissue contrast, which only the cardiac phantom has.
         domain = Domain(HELDOUT_CENTRES[config.family], f"HeldOut_{series.coils:02d}ch_SNR{series.snr:g}", 3.0,
                         series.snr, scale=series.scale)
         chosen = tuple(combos) if config.all_combos else (combos[i % len(combos)],)
