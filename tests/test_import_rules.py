@@ -50,7 +50,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "pipeline": {"maths", "data", "recon", "submission"},
     "train": {"base", "maths", "data", "models", "weights", "evaluation"},
     "commands": {"base", "maths", "data", "models", "weights", "recon", "evaluation", "submission", "pipeline", "train"},
-    "benchmarks": {"base", "maths", "data", "models", "weights", "recon", "train"},
+    "benchmarks": {"base", "maths", "data", "models", "weights", "recon", "train", "evaluation"},
     "entry point": {"base", "commands"},
 }
 

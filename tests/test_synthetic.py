@@ -15,18 +15,8 @@ from genre.cli import HelpFormatter
 from genre.commands import synth as synth_command
 from genre.data.cmrx import find_cases, find_training_cases, fullsample_path, kspace_layout, mask_layout
 from genre.data.matio import MatArray
-from genre.data.synthetic import (
-    DOMAINS,
-    SynthConfig,
-    coil_maps,
-    job_mask,
-    job_paths,
-    make_tree,
-    phantom_images,
-    plan,
-    region_signals,
-    series_kspace,
-)
+from genre.data.phantom import coil_maps, phantom_images, region_signals
+from genre.data.synthetic import DOMAINS, SynthConfig, job_mask, job_paths, make_tree, plan, series_images, series_kspace
 from genre.kspace import acs_block, fft2c
 from genre.masks import PATTERNS
 from genre.series import modality_of
@@ -165,6 +155,15 @@ def test_same_seed_same_arrays_other_seed_other_arrays(tmp_path):
         np.testing.assert_array_equal(MatArray(pa).read(), MatArray(pb).read())
         if "kus" in pa.name or pa.parent.parts[-4].startswith("FullSample"):
             assert not np.array_equal(MatArray(pa).read(), MatArray(pc).read())
+
+
+def test_cardiac_family_draws_the_phantom_and_its_coils():
+    job = plan(CONFIG)[2]  # T1map: weightings, a stack
+    d = job.domain
+    images, maps = series_images(job, 7)
+    np.testing.assert_array_equal(images, phantom_images(job.stem, job.frames, job.slices, job.ny, job.nx, d.field_t, 7, f"{d.name}/{job.patient}"))
+    np.testing.assert_array_equal(maps, coil_maps(job.coils, job.ny, job.nx, 7, f"{d.name}/{job.patient}"))
+    assert job.family == "cardiac" and SynthConfig().family == "cardiac"
 
 
 def test_noise_level_matches_the_domain_snr():

@@ -15,6 +15,20 @@ examples:
   genre synth --out data/train --layout train --cases 2 --domains 5
   genre synth --out data/real --size 162x448 --coils 10 --frames 12 --slices 5 --domains 1
                                         # challenge shapes: 15 files, 1.4 GB, ~20 s, 2 GB RAM
+  genre synth --out data/heldout-bio --family biological --frames 6 --slices 2 --seed 7
+                                        # held-out images for a generalization benchmark
+
+families (--family): where images and coil maps come from
+  cardiac     the moving cardiac phantom with loop coils (default; what training uses)
+  bart        BART's phantoms (Shepp-Logan, geometric, tubes, NIST, SONAR) with BART's coil
+              sensitivities (needs `bart` on PATH)
+  biological  biological images from installed packages (matplotlib's MR brain slice;
+              scikit-image's retina, cell, immunohistochemistry, microaneurysms, moon) with
+              smooth nonrigid motion, seen by birdcage coils
+  The held-out families (bart, biological) are never for training: validation layout only. Their
+  tree is a fixed list of 18 series (genre.data.synthetic.HELDOUT_SERIES: stems, matrices
+  96x112 to 246x512, 4-32 coils, SNR 30-100, each pattern x R twice); --domains, --cases,
+  --size, --coils and --stems do not apply, --frames and --slices do.
 
 validation layout (what predict and evaluate read):
   <T>/MultiCoil/<Modality>/ValidationSet/UnderSample_<T>/<Centre>/<Vendor>/<Pxxx>/<stem>_kus_<Pattern><R>.mat
@@ -51,14 +65,14 @@ def _list(kind):
 
 
 def register(subparsers, formatter_class) -> None:
-    from genre.data.synthetic import DOMAINS, SERIES, SynthConfig
+    from genre.data.synthetic import DOMAINS, FAMILIES, SERIES, SynthConfig
 
     d = SynthConfig()
     parser = subparsers.add_parser(
         "synth",
         help="write a synthetic CMRxRecon 2025-format tree",
         description="Write a synthetic CMRxRecon 2025-format tree: a moving cardiac phantom seen by smooth "
-        "coils, with Uniform / ktGaussian / ktRadial masks, as MATLAB v7.3 files.\n\n" + EXAMPLE,
+        "coils (or a held-out image family, --family), with Uniform / ktGaussian / ktRadial masks, as MATLAB v7.3 files.\n\n" + EXAMPLE,
         formatter_class=formatter_class,
     )
     parser.add_argument("--out", type=Path, required=True, help="root folder of the tree (created; existing files are replaced)")
@@ -81,6 +95,8 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--accelerations", type=_list(int), default=",".join(map(str, d.accelerations)), metavar="R,...",
                         help="nominal accelerations (ACS not counted, as the organizers define R)")
     parser.add_argument("--acs", type=int, default=d.acs, help="ACS lines (an ACS x ACS square for ktRadial)")
+    parser.add_argument("--family", choices=FAMILIES, default=d.family,
+                        help="images and coils: cardiac (training's phantom) or a held-out family (see below)")
     parser.add_argument("--all-combos", action="store_true",
                         help="validation layout: write every pattern x R for every series instead of one each")
     parser.set_defaults(func=run)
@@ -89,6 +105,7 @@ def register(subparsers, formatter_class) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from genre.data.heldout import BartUnavailable
     from genre.data.synthetic import SynthConfig, job_paths, plan, write_series
 
     try:
@@ -96,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             layout=args.layout, task=args.task, seed=args.seed, cases=args.cases, domains=args.domains,
             size=args.size, coils=args.coils, frames=args.frames, slices=args.slices, stems=args.stems,
             patterns=args.patterns, accelerations=args.accelerations, acs=args.acs, all_combos=args.all_combos,
+            family=args.family,
         )
     except ValueError as exc:
         log.error("genre synth: %s", exc)
@@ -112,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(len(paths))
     except OSError as exc:
         log.error("%s: cannot write (%s)", getattr(exc, "filename", None) or args.out, exc.strerror or exc)
+        return 2
+    except BartUnavailable as exc:
+        log.error("genre synth: %s", exc)
         return 2
     size = sum(p.stat().st_size for p in written)
     log.info("wrote %d files (%.1f MB, %d series, %s layout) below %s in %.1f s",

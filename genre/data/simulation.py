@@ -44,7 +44,8 @@ from skimage.color import rgb2gray
 from skimage.transform import resize
 from torch.utils.data import Dataset
 
-from genre.data.synthetic import SERIES, phantom_images
+from genre.data.phantom import phantom_images
+from genre.data.synthetic import SERIES
 from genre.kspace import fft2c, rss_from_kspace
 from genre.masks import PATTERNS, make_mask
 from genre.series import Neighbours, adjacent_positions, neighbours
@@ -56,6 +57,9 @@ PHOTOS = (
 )
 TRAINING_SOURCES = ("cardiac", "photo", "texture")
 COIL_MODELS = ("loops", "smooth")
+#: Every image source training draws from, ``package.module:name`` as genre.data.heldout names
+#: its own, so that a test can check that no held-out family shares one.
+IMAGE_SOURCES = ("genre.data.phantom", *(f"skimage.data:{name}" for name in PHOTOS), "skimage.data:binary_blobs")
 #: How the adjacent inputs of a photo or texture series differ, and how often each is drawn.
 SERIES_KINDS = {Neighbours.WRAP: 0.55, Neighbours.REFLECT: 0.2, Neighbours.SLICES: 0.25}
 

@@ -26,7 +26,6 @@ estimate cropped back to the measured grid before data consistency.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genre.data.bartio import COIL_DIM, KX_DIM, KY_DIM, TIME_DIM, from_bart, read_cfl, run_bart, to_bart, write_cfl
 from genre.kspace import acs_block, acs_kspace, center_crop, consistent_rss, crop_start, rss_from_kspace, sens_expand
 from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.series import Neighbours
 
-#: Number of dimensions of every BART array.
-BART_DIMS = 16
-#: BART dimension indices of the axes used here (misc/mri.h).
-KY_DIM, KX_DIM, COIL_DIM, TIME_DIM = 0, 1, 3, 10
 #: Every side ``pics`` sees is padded to a multiple of this (see the module docstring).
 GRID_MULTIPLE = 4
 #: Quantile of the ACS image that the data are divided by before ``pics`` (BART's own choice, p90).
@@ -60,42 +56,6 @@ class BartConfig:
     spatial_weight: float = 0.003  # l1-wavelet weight, relative to an image scaled to p90 = 1
     temporal_weight: float = 0.01  # temporal TV weight (periodic series only), same units
     map_threshold: float = 0.0  # ecalib -c: maps are zeroed where the ESPIRiT eigenvalue is below this
-
-
-def write_cfl(path_stem: Path | str, array: np.ndarray) -> None:
-    """Write ``array`` (up to 16 axes, any layout) as BART's ``STEM.hdr`` + ``STEM.cfl`` (complex64, Fortran order)."""
-    array = np.asarray(array, dtype=np.complex64)
-    if array.ndim > BART_DIMS:
-        raise ValueError(f"BART arrays have at most {BART_DIMS} dimensions, got {array.ndim}")
-    dims = array.shape + (1,) * (BART_DIMS - array.ndim)
-    Path(f"{path_stem}.hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
-    array.ravel(order="F").tofile(f"{path_stem}.cfl")
-
-
-def read_cfl(path_stem: Path | str) -> np.ndarray:
-    """Read BART's ``STEM.hdr`` + ``STEM.cfl`` into a complex64 array of all 16 dimensions of its header."""
-    lines = Path(f"{path_stem}.hdr").read_text().splitlines()
-    dims = [int(n) for n in lines[lines.index("# Dimensions") + 1].split()]
-    dims += [1] * (BART_DIMS - len(dims))
-    return np.fromfile(f"{path_stem}.cfl", dtype=np.complex64).reshape(dims, order="F")
-
-
-def to_bart(array: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
-    """Put axis ``i`` of ``array`` at BART dimension ``dims[i]``; every other dimension is 1.
-
-    E.g. k-space ``(frames, coils, ky, kx)`` with ``dims = (10, 3, 0, 1)``.
-    """
-    shape = [1] * BART_DIMS
-    for axis, dim in enumerate(dims):
-        shape[dim] = array.shape[axis]
-    return np.transpose(array, np.argsort(dims)).reshape(shape)
-
-
-def from_bart(array: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
-    """The inverse of :func:`to_bart`: BART dimension ``dims[i]`` becomes axis ``i``; the others must be 1."""
-    ordered = sorted(dims)
-    squeezed = array.reshape([array.shape[d] for d in ordered])
-    return np.transpose(squeezed, [ordered.index(d) for d in dims])
 
 
 def padded_shape(shape: tuple[int, int]) -> tuple[int, int]:
@@ -146,14 +106,6 @@ def pics_arguments(config: BartConfig, scale: float, periodic: bool) -> list[str
     if periodic:
         args += ["-R", f"T:{1 << TIME_DIM}:0:{config.temporal_weight:g}"]
     return args
-
-
-def run_bart(executable: str, workdir: Path, step: str, *args: str) -> None:
-    """Run ``bart STEP ARGS`` in ``workdir``; a failure raises ``ValueError`` with the step and its last stderr line."""
-    done = subprocess.run([executable, step, *args], cwd=workdir, capture_output=True, text=True)
-    if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        raise ValueError(f"bart {step} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
 
 
 class BartPics:
