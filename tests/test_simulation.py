@@ -109,3 +109,27 @@ def test_genre_train_on_simulated_samples_only(tmp_path):
 def test_genre_train_needs_some_data(tmp_path, caplog):
     assert main(["train", "--out", str(tmp_path / "run"), "--preset", "tiny"]) == 2
     assert "no training data" in caplog.text
+
+
+def test_training_starts_from_given_weights_of_the_same_configuration(tmp_path, caplog):
+    """--init-weights: the generator starts from the file; a file of another preset is refused in one line."""
+    from dataclasses import replace
+
+    from genre.models.config import preset
+    from genre.models.generator import Generator
+    from genre.train.config import TrainConfig
+    from genre.train.run import TrainingSetupError, initial_weights
+    from genre.weights_file import save_weights
+
+    torch.manual_seed(5)
+    saved = save_weights(tmp_path / "start.safetensors", Generator(preset("tiny")))
+    state = initial_weights(TrainConfig(preset="tiny", init_weights=str(saved)))
+    reference = Generator(preset("tiny")).state_dict()
+    assert state.keys() == reference.keys()
+    assert any(not torch.equal(state[k], reference[k]) for k in state)  # the file's, not a fresh draw
+    assert initial_weights(TrainConfig(preset="tiny")) is None
+    with pytest.raises(TrainingSetupError, match="another configuration"):
+        initial_weights(replace(TrainConfig(preset="tiny", init_weights=str(saved)), residual=False))
+    code = main(["train", "--simulated", "3", "--simulated-val", "0", "--out", str(tmp_path / "run"), "--preset",
+                 "small", "--epochs", "1", "--num-workers", "0", "--no-gan", "--init-weights", str(saved)])
+    assert code == 2 and "another configuration" in caplog.text

@@ -56,6 +56,9 @@ class TrainConfig:
     num_workers: int = 2
     # Samples per epoch simulated on the fly (genre.data.simulation; 0: none), beside or instead of
     # the files of --data, and the fixed simulated samples validated every epoch.
+    # Weights file the generator starts from (its configuration must be this preset's); None:
+    # a random initialisation. The optimisers, schedulers and CoV statistics start afresh.
+    init_weights: str | None = None
     simulated: int = 0
     simulated_val: int = 24
     simulation: SimulationConfig = field(default_factory=SimulationConfig)

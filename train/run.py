@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from genre.data.cmrx import find_training_cases
@@ -19,6 +20,7 @@ from genre.data.dataset import TrainingDataset
 from genre.data.simulation import SimulatedDataset
 from genre.data.training_files import scan_files, split_cases
 from genre.device import resolve_device
+from genre.weights_file import WeightsFileError, load_generator
 from genre.train import training_state
 from genre.train.config import TrainConfig
 from genre.train.distributed import DistContext, broadcast_object, cleanup, init_distributed
@@ -95,6 +97,28 @@ def _file_datasets(config: TrainConfig, data: Path, ctx: DistContext, adjacent: 
         if group_files
     }
     return train_set, val_sets
+
+
+def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """The generator state of ``config.init_weights`` (None without it); raises :class:`TrainingSetupError`.
+
+    The file's generator must have this run's configuration, up to how it is computed
+    (activation checkpointing, bf16): fine-tuning, not a change of architecture.
+    """
+    if config.init_weights is None:
+        return None
+    try:
+        start = load_generator(config.init_weights)
+    except WeightsFileError as exc:
+        raise TrainingSetupError(str(exc)) from None
+    computed = ("checkpointing", "bf16")
+    wanted = {k: v for k, v in config.generator_config().to_dict().items() if k not in computed}
+    found = {k: v for k, v in start.config.to_dict().items() if k not in computed}
+    if wanted != found:
+        differ = sorted(k for k in wanted if wanted[k] != found.get(k))
+        raise TrainingSetupError(f"{config.init_weights}: a generator of another configuration than the "
+                                 f"{config.preset} preset's (differs in {', '.join(differ)})")
+    return start.state_dict()
 
 
 def _data_description(config: TrainConfig, data: Path | None) -> str:
@@ -174,7 +198,8 @@ def run_training(
             commands.append(command)
         summary = {"data": _data_description(config, data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
                    "world_size": ctx.world_size, "commands": commands}
-        trainer = Trainer(config, out, train_set, val_sets, ctx, summary)
+        initial = initial_weights(config) if state is None else None
+        trainer = Trainer(config, out, train_set, val_sets, ctx, summary, initial)
         if state is not None:
             try:
                 trainer.load_state_dict(state)

@@ -62,6 +62,7 @@ class Trainer:
 
     ``train_set`` feeds the training; ``val_sets`` maps a group name (``seen``, ``unseen``) to a
     validation dataset (possibly empty). ``out`` receives everything the run writes.
+    ``initial``: a generator state to start from (:func:`genre.train.run.initial_weights`).
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class Trainer:
         val_sets: dict[str, TrainingDataset],
         ctx: DistContext,
         summary: dict[str, Any] | None = None,
+        initial: dict[str, torch.Tensor] | None = None,
     ):
         self.config = config
         self.out = Path(out)
@@ -82,7 +84,10 @@ class Trainer:
         self.summary = dict(summary or {})
         torch.manual_seed(config.seed)
 
-        generator = Generator(config.generator_config()).to(self.device)
+        generator = Generator(config.generator_config())
+        if initial is not None:
+            generator.load_state_dict(initial)
+        generator = generator.to(self.device)
         self.generator: torch.nn.Module = DistributedDataParallel(generator) if ctx.distributed else generator
         self.opt_g = AdamW(generator.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.sched_g = StepLR(self.opt_g, config.lr_step, config.lr_gamma)

@@ -74,6 +74,9 @@ def register(subparsers, formatter_class) -> None:
     )
     parser.add_argument("--data", type=Path, default=None,
                         help="root of a training tree (holds MultiCoil/...); optional with --simulated")
+    parser.add_argument("--init-weights", default=None, metavar="PATH",
+                        help="start the generator from this weights file (e.g. genre/weights/*.safetensors) instead of "
+                        "a random initialisation; it must be of --preset's configuration; optimisers start afresh")
     parser.add_argument("--simulated", type=int, default=d.simulated, metavar="N",
                         help="also (or only) train on N samples per epoch simulated on the fly from several image "
                         "sources, coil models, sizes, SNRs and masks (genre.data.simulation); 0: none")
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, sda=not args.no_sda,
             ear=not args.no_ear, residual=not args.no_residual, gan=not args.no_gan,
             disc_per_cascade=args.disc_per_cascade, activation_checkpointing=not args.no_checkpointing,
-            simulated=args.simulated, simulated_val=args.simulated_val,
+            simulated=args.simulated, simulated_val=args.simulated_val, init_weights=args.init_weights,
             **({"curriculum": args.curriculum} if args.curriculum else {}),
         )
     except ValueError as exc:
