@@ -277,7 +277,7 @@ def simulate_sample(
     picked = np.stack([images[f, s] for f, s in positions])  # (adj, ny, nx)
 
     coils = int(np.exp(rng.uniform(math.log(config.coils[0]), math.log(config.coils[1] + 1))))
-    maps = coil_maps(rng, COIL_MODELS[rng.integers(len(COIL_MODELS))], min(coils, config.coils[1]), ny, nx)
+    maps = coil_maps(rng, COIL_MODELS[rng.integers(len(COIL_MODELS))], coils, ny, nx)
     gain = float(10 ** rng.uniform(-3, 3))
     kspace = fft2c(torch.from_numpy(picked[:, None] * maps * gain)).numpy()
     level = gain * float(np.percentile(np.abs(picked[adjacent // 2]), 99)) or gain
