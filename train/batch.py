@@ -23,8 +23,7 @@ class ScaledBatch:
     * ``mask``: ``(batch, adj, ky, kx)`` float 0/1;
     * ``target_kspace``: fully sampled centre frame ``(batch, coils, ky, kx)`` complex64;
     * ``target``: its RSS image ``(batch, ky, kx)`` float32;
-    * ``zero_filled``: RSS image of the measured centre frame ``(batch, ky, kx)``;
-    * ``scale``: ``(batch,)``, what the images were divided by.
+    * ``zero_filled``: RSS image of the measured centre frame ``(batch, ky, kx)``.
     """
 
     measured: torch.Tensor
@@ -32,7 +31,6 @@ class ScaledBatch:
     target_kspace: torch.Tensor
     target: torch.Tensor
     zero_filled: torch.Tensor
-    scale: torch.Tensor
 
 
 def scaled_batch(full: torch.Tensor, mask: torch.Tensor) -> ScaledBatch:
@@ -48,5 +46,4 @@ def scaled_batch(full: torch.Tensor, mask: torch.Tensor) -> ScaledBatch:
         target_kspace=target_kspace,
         target=rss_from_kspace(target_kspace),
         zero_filled=rss_from_kspace(measured[:, centre]),
-        scale=scale,
     )
