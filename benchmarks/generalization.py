@@ -117,7 +117,8 @@ def _print_corrections(root: Path, family: str) -> None:
     shares: dict[str, list[tuple[float, float]]] = {m: [] for m in METHODS[1:]}
     for case in find_cases(data):
         gt = reference_image(case, data, OutputMode.RANKING).astype(np.float64)
-        outputs = {m: scipy.io.loadmat(root / "pred" / family / m / case.relative)["img4ranking"].astype(np.float64) for m in METHODS}
+        outputs = {m: scipy.io.loadmat(case.output_path(root / "pred" / family / m))["img4ranking"].astype(np.float64)
+                   for m in METHODS}
         for method in shares:
             shares[method].append(correction(gt, outputs["zero-filled"], outputs[method]))
     print("  ".join(f"{m}: moves {np.median([s[0] for s in v]):.2f}, removes {np.median([s[1] for s in v]):+.2f}"

@@ -2,7 +2,7 @@
 
 The expected files are every ``*_kus_*.mat`` of the ground-truth tree (``find_cases`` on a
 validation-like root holding ``UnderSample_<T>``, ``Mask_<T>`` and ``FullSample_<T>``); the
-prediction for a case is ``<pred_root>/<case.relative>``, the path ``genre predict`` writes.
+prediction for a case is ``case.output_path(pred_root)``, the path ``genre predict`` writes.
 A file without a prediction is *missing*; one that cannot be read or scored (unreadable, shape
 mismatch, non-finite values, no ground truth) is an *error*. Both score 0 in the leaderboard
 aggregation (:mod:`genre.evaluation.aggregate`). Arrays are compared in MATLAB order, as the grader
@@ -74,7 +74,10 @@ def expected_cases(gt_root: os.PathLike | str) -> list[Case]:
     gt_root = Path(gt_root)
     if not gt_root.is_dir():
         raise EvaluationError(f"{gt_root}: ground-truth folder not found")
-    cases = find_cases(gt_root)
+    try:
+        cases = find_cases(gt_root)
+    except ValueError as exc:  # two files with one output path
+        raise EvaluationError(str(exc)) from None
     if not cases:
         raise EvaluationError(f"{gt_root}: no undersampled files (*_kus_*.mat) below it, so nothing is expected")
     return cases

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre.data.cmrx import FULLY_SAMPLED_VARIABLES, Case, fullsample_path, kspace_layout
+from genre.data.cmrx import FULLY_SAMPLED_VARIABLES, Case, fullsample_path, kspace_layout, stored_index
 from genre.data.contract import OutputMode, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError
 from genre.kspace import rss_from_kspace
@@ -48,24 +48,23 @@ def _matlab_order(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values.T)
 
 
-def image_from_kspace(kspace: MatArray, stem: str, mode: OutputMode) -> np.ndarray:
+def image_from_kspace(kspace: MatArray, stem: str, mode: OutputMode, single_coil: bool = False) -> np.ndarray:
     """The ground-truth ``img4ranking`` of a full k-space file, MATLAB order.
 
     Only the (frame, slice) pairs the mode keeps are transformed, one slice read at a time, so
-    a ranking reference of a cine file reads 6 (frame, slice) planes. Raises ``MatFileError``.
+    a ranking reference of a cine file reads 6 (frame, slice) planes. ``single_coil``: the file
+    has no coil axis (a ``SingleCoil`` tree). Raises ``MatFileError``.
     """
     try:
-        frames, slices, _, ny, nx = kspace_layout(stem, kspace.shape)
+        frames, slices, coils, ny, nx = kspace_layout(stem, kspace.shape, single_coil)
     except ValueError as exc:
         raise MatFileError(kspace.path, str(exc)) from None
     keep_frames, keep_slices = selection(stem, frames, slices, mode)
     image = np.zeros((frames, slices, ny, nx), dtype=np.float32)
-    # MATLAB dropped trailing singleton dims, i.e. leading ones in h5py order: (t, z) lose t first.
-    dropped = 5 - kspace.ndim
     for t in keep_frames:
         for z in keep_slices:
-            coils = torch.from_numpy(kspace.complex64((t, z)[dropped:]))
-            image[t, z] = rss_from_kspace(coils).numpy()
+            plane = kspace.complex64(stored_index(kspace.shape, single_coil, t, z)).reshape(coils, ny, nx)
+            image[t, z] = rss_from_kspace(torch.from_numpy(plane)).numpy()
     return reduce_image(image, stem, mode)
 
 
@@ -80,7 +79,7 @@ def reference_image(case: Case, gt_root: os.PathLike | str, mode: OutputMode) ->
             if array.name == IMAGE_NAME:
                 return _matlab_order(array.float32())
             if array.name in FULLY_SAMPLED_VARIABLES:
-                return image_from_kspace(array, case.stem, mode)
+                return image_from_kspace(array, case.stem, mode, case.single_coil)
             raise MatFileError(full, f"holds {array.name!r}, neither k-space ({' or '.join(FULLY_SAMPLED_VARIABLES)}) nor {IMAGE_NAME!r}")
     with MatArray(case.kus_path, names=(IMAGE_NAME,)) as array:
         if array.name == IMAGE_NAME:

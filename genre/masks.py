@@ -186,3 +186,18 @@ def make_mask(
     if pattern is Pattern.KT_GAUSSIAN:
         return kt_gaussian(frames, ny, nx, acceleration, acs, rng=seed)
     return kt_radial(frames, ny, nx, acceleration, acs)
+
+
+def mask_from_samples(acquired: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The sampling mask float32 ``(frames, ky, kx)`` of 0/1 of the ``acquired`` samples (bool, same shape); whether it is whole lines.
+
+    Cartesian patterns (Uniform, ktGaussian) acquire whole ky lines, and a sample of an acquired
+    line can still be exactly 0 (a zero-padded readout end), so when every line with an acquired
+    sample has at least half of its samples, the mask is those lines in full. Spokes
+    (ktRadial) cross most lines in a few samples only, so there the mask is the acquired samples
+    themselves. Measured zeros are then lost, but a nonzero sample is never marked unmeasured.
+    """
+    lines = acquired.any(axis=-1)
+    whole = bool(lines.any()) and bool((acquired.sum(axis=-1)[lines] * 2 >= acquired.shape[-1]).all())
+    mask = np.broadcast_to(lines[..., None], acquired.shape) if whole else acquired
+    return mask.astype(np.float32), whole

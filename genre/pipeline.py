@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genre.data.cmrx import Case, find_cases, kspace_layout, read_mask
+from genre.data.cmrx import Case, find_cases, kspace_layout, mask_from_kspace, read_mask, stored_index
 from genre.data.contract import OutputMode, expected_output_shape, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError, atomic_path, write_img4ranking
 from genre.recon.base import Reconstructor, SeriesInfo
@@ -72,15 +72,22 @@ def check_roots(input_root: Path, output_root: Path) -> None:
 
 
 def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, int, int]]:
-    """Open the k-space lazily and read the mask; returns (kus, mask ``(1 or frames, ky, kx)``, 5-D shape)."""
-    mask_path = case.mask_path
-    if mask_path is None:
-        looked = ", ".join(str(p) for p in case.mask_candidates)
-        raise CaseError(f"{case.kus_path}: no mask file found (looked for {looked})")
+    """Open the k-space lazily and read the mask; returns (kus, mask ``(1 or frames, ky, kx)``, 5-D shape).
+
+    Without a mask file the mask is read off the nonzero k-space samples
+    (:func:`genre.data.cmrx.mask_from_kspace`), with one warning naming the file.
+    """
     kus = MatArray(case.kus_path, ["kus"])
     try:
-        shape = kspace_layout(case.stem, kus.shape)
-        mask = read_mask(mask_path, shape)
+        shape = kspace_layout(case.stem, kus.shape, case.single_coil)
+        mask_path = case.mask_path
+        if mask_path is not None:
+            mask = read_mask(mask_path, shape)
+        else:
+            mask, whole_lines = mask_from_kspace(kus, shape, case.single_coil)
+            looked = ", ".join(str(p) for p in case.mask_candidates)
+            log.warning("%s: no mask file found (looked for %s); derived the mask from the nonzero k-space samples (%s)",
+                        case.kus_path, looked, "whole ky lines" if whole_lines else "single samples")
     except ValueError as exc:
         kus.close()
         raise CaseError(f"{case.kus_path}: {exc}") from None
@@ -110,15 +117,16 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
     mask_t = torch.from_numpy(np.broadcast_to(mask, (frames, ny, nx)).copy())
     image = np.zeros((frames, slices, ny, nx), np.float32)
     with kus:
-        if info.neighbours is Neighbours.SLICES or kus.ndim < 5:
+        if info.neighbours is Neighbours.SLICES:
             volume = _checked(kus, (), shape) * mask_t[:, None, None]
             image[:] = method.reconstruct(volume, mask_t, info).numpy()
         else:
             _, keep = selection(case.stem, frames, slices, mode)
 
             def read(z: int) -> torch.Tensor:
-                # h5py order (nt, nz, nc, ny, nx): one slice is a strided read of every frame.
-                return _checked(kus, (slice(None), z), (frames, 1, coils, ny, nx)) * mask_t[:, None, None]
+                # h5py order (nt, nz[, nc], ny, nx): one slice is a strided read of every frame.
+                index = stored_index(kus.shape, case.single_coil, slice_=z)
+                return _checked(kus, index, (frames, 1, coils, ny, nx)) * mask_t[:, None, None]
 
             # closing(): the read in flight ends before the file closes, also on an error.
             with closing(_read_ahead(read, keep)) as chunks:
@@ -164,7 +172,10 @@ def predict_tree(
     """
     input_root, output_root = Path(input_root), Path(output_root)
     check_roots(input_root, output_root)
-    cases = find_cases(input_root)
+    try:
+        cases = find_cases(input_root)
+    except ValueError as exc:  # two inputs with one output path
+        raise PredictionSetupError(str(exc)) from None
     if not cases:
         raise PredictionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     chain = [method, *fallbacks]

@@ -4,7 +4,8 @@ The validation scorer walks the submitted zip and crashes on a file it does not 
 test grader looks for ``OUT/<T>/MultiCoil/...`` and reads each file with
 :func:`scipy.io.loadmat`. So a submission is valid when, for the input tree it answers:
 
-- every input ``*_kus_*.mat`` has exactly one output at ``OUT/<relative path of the kus file>``;
+- every input ``*_kus_*.mat`` has exactly one output at ``OUT/<its output path>`` (``Case.output_relative``,
+  ``<T>/MultiCoil/...``: the kus file's relative path in the organizers' layout);
 - nothing else lies anywhere under ``OUT`` (hidden leftovers of an interrupted write included);
 - the task folder ``Task*`` is the first component of every output path (nothing wraps it);
 - each output is a MAT v5 file (not v7.3/HDF5) holding one variable ``img4ranking``, float32,
@@ -144,7 +145,10 @@ def validate_submission(out_root: os.PathLike | str, input_root: os.PathLike | s
         raise SubmissionSetupError(f"{input_root}: input folder not found")
     if not out_root.is_dir():
         raise SubmissionSetupError(f"{out_root}: output folder not found")
-    cases = {case.relative: case for case in find_cases(input_root)}
+    try:
+        cases = {case.output_relative: case for case in find_cases(input_root)}
+    except ValueError as exc:  # two inputs with one output path
+        raise SubmissionSetupError(str(exc)) from None
     if not cases:
         raise SubmissionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     report = ValidationReport(out_root, input_root, output_mode, expected=len(cases))

@@ -73,7 +73,7 @@ def test_kspace_layout_rejects_impossible_shapes():
     with pytest.raises(ValueError, match="T1w"):
         kspace_layout("T1w", (2, 3, 4, 5, 6))
     with pytest.raises(ValueError):
-        kspace_layout("cine_sax", (5, 6))
+        kspace_layout("cine_sax", (6,))
 
 
 def test_mask_layout():
@@ -102,3 +102,126 @@ def test_read_mask_checks_shape_and_values(tmp_path):
         write_mat73(tmp_path / name, {"mask": values})
         with pytest.raises(MatFileError, match=f"{name}: .*{problem}"):
             read_mask(tmp_path / name, kspace)
+
+
+def _touch_case(root, folders, stem="cine_sax", mask_folder=None):
+    """An empty kus file below ``root/folders`` and, with ``mask_folder``, its mask file; returns the kus path."""
+    kus = root.joinpath(*folders) / f"{stem}_kus_ktGaussian8.mat"
+    kus.parent.mkdir(parents=True, exist_ok=True)
+    kus.touch()
+    if mask_folder is not None:
+        mask = root.joinpath(*mask_folder) / f"{stem}_mask_ktGaussian8.mat"
+        mask.parent.mkdir(parents=True, exist_ok=True)
+        mask.touch()
+    return kus
+
+
+DOMAIN = ("Center002", "UIH_30T_umr780", "P004")
+
+
+def test_the_test_scorers_spelling_finds_mask_and_ground_truth(tmp_path):
+    # The test scorer reads <T>/MultiCoil/<Mod>/TestSet/<T>/... (the bare task name as the undersampled folder).
+    base = ("TaskR2", "MultiCoil", "Cine", "TestSet")
+    _touch_case(tmp_path, (*base, "TaskR2", *DOMAIN), mask_folder=(*base, "Mask_TaskR2", *DOMAIN))
+    (case,) = find_cases(tmp_path)
+    assert case.mask_path == tmp_path.joinpath(*base, "Mask_TaskR2", *DOMAIN, "cine_sax_mask_ktGaussian8.mat")
+    assert fullsample_path(case, tmp_path) == tmp_path.joinpath(*base, "FullSample_TaskR2", *DOMAIN, "cine_sax.mat")
+    assert case.output_relative == case.relative
+    assert (case.location.task, case.location.centre, case.location.patient) == ("TaskR2", "Center002", "P004")
+
+
+@pytest.mark.parametrize("above,undersample", [
+    ((), "UnderSample_TaskS1"),  # the input root is the task folder itself
+    (("input",), "UnderSample_TaskS1"),
+    (("ChallengeData", "TaskS1"), "UnderSample_TaskS1"),  # a folder wrapping the task folder
+    ((), "TaskS1"),  # the test scorer's spelling without the task folder on top
+])
+def test_outputs_go_below_the_task_folder_whatever_lies_above_multicoil(tmp_path, above, undersample):
+    below = ("MultiCoil", "Mapping", "TestSet")
+    kus = _touch_case(tmp_path, (*above, *below, undersample, *DOMAIN), "T1map",
+                      mask_folder=(*above, *below, "Mask_TaskS1", *DOMAIN))
+    (case,) = find_cases(tmp_path)
+    assert case.location.task == "TaskS1" and case.location.modality == "Mapping"
+    assert case.output_relative == Path("TaskS1", *below, undersample, *DOMAIN, kus.name)
+    assert case.output_path("/out") == Path("/out", "TaskS1", *below, undersample, *DOMAIN, kus.name)
+    assert case.mask_path is not None and "Mask_TaskS1" in case.mask_path.parts
+
+
+def test_a_tree_without_task_or_coil_folder_is_mirrored(tmp_path):
+    kus = _touch_case(tmp_path, ("odd", "P001"))
+    (case,) = find_cases(tmp_path)
+    assert case.output_relative == case.relative == kus.relative_to(tmp_path)
+    assert case.location.task == "unknown" and case.mask_candidates == (kus.parent / "cine_sax_mask_ktGaussian8.mat",)
+
+
+def test_two_inputs_with_one_output_path_are_refused_naming_both(tmp_path):
+    below = ("MultiCoil", "Cine", "ValidationSet", "UnderSample_TaskR1", *DOMAIN)
+    first = _touch_case(tmp_path, ("TaskR1", *below))
+    second = _touch_case(tmp_path, ("copy", "TaskR1", *below))
+    with pytest.raises(ValueError) as err:
+        find_cases(tmp_path)
+    assert str(second) in str(err.value) and str(first) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_single_coil_trees_are_told_by_their_folder(tmp_path):
+    _touch_case(tmp_path, ("TaskR1", "SingleCoil", "Cine", "ValidationSet", "UnderSample_TaskR1", *DOMAIN))
+    _touch_case(tmp_path, ("TaskR1", "MultiCoil", "Cine", "ValidationSet", "UnderSample_TaskR1", *DOMAIN))
+    multi, single = find_cases(tmp_path)
+    assert single.single_coil and not multi.single_coil
+    assert single.location.modality == "Cine" and single.output_relative.parts[:2] == ("TaskR1", "SingleCoil")
+
+
+@pytest.mark.parametrize("stem,shape,expected", [
+    ("cine_sax", (12, 14, 162, 448), (12, 14, 1, 162, 448)),
+    ("cine_lax_4ch", (12, 1, 204, 448), (12, 1, 1, 204, 448)),
+    ("lge_sax", (10, 208, 256), (1, 10, 1, 208, 256)),  # nt = 1 dropped by MATLAB
+    ("cine_sax", (162, 448), (1, 1, 1, 162, 448)),
+    ("T1w", (11, 201, 514), (1, 11, 1, 201, 514)),
+    ("blackblood", (205, 256), (1, 1, 1, 205, 256)),
+])
+def test_single_coil_kspace_layout(stem, shape, expected):
+    assert kspace_layout(stem, shape, single_coil=True) == expected
+
+
+def test_two_dimensional_kspace_is_one_single_coil_image_in_any_tree():
+    assert kspace_layout("cine_sax", (162, 448)) == (1, 1, 1, 162, 448)
+    assert kspace_layout("T1w", (201, 514)) == (1, 1, 1, 201, 514)
+    with pytest.raises(ValueError, match="single-coil .* 2 to 4 dimensions"):
+        kspace_layout("cine_sax", (2, 3, 4, 5, 6), single_coil=True)
+    with pytest.raises(ValueError, match="single-coil .* 2 to 3 dimensions"):
+        kspace_layout("T1w", (3, 4, 5, 6), single_coil=True)
+
+
+@pytest.mark.parametrize("shape,single_coil,index", [
+    ((12, 14, 10, 162, 448), False, (slice(None), 3)),
+    ((14, 10, 162, 448), False, (3,)),  # nt = 1 dropped
+    ((10, 162, 448), False, ()),
+    ((12, 14, 162, 448), True, (slice(None), 3)),
+    ((14, 162, 448), True, (3,)),
+    ((162, 448), False, ()),
+])
+def test_stored_index_drops_the_axes_matlab_dropped(shape, single_coil, index):
+    from genre.data.cmrx import stored_index
+
+    assert stored_index(shape, single_coil, slice_=3) == index
+
+
+def test_mask_from_kspace_reads_the_central_slice(tmp_path):
+    import numpy as np
+
+    from genre.data.cmrx import mask_from_kspace
+    from genre.data.matio import MatArray, write_mat73
+
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((3, 5, 2, 8, 6)) + 1j * rng.standard_normal((3, 5, 2, 8, 6))).astype(np.complex64)
+    mask = np.zeros((3, 8, 6), bool)
+    for frame in range(3):
+        mask[frame, frame::3] = True
+    kus = k * mask[:, None, None]
+    kus[:, 2, :, 0, 1] = 0  # an acquired sample that is exactly zero in every coil of the central slice
+    kus[:, 0] = 0  # another slice tells nothing: only the central one is read
+    write_mat73(tmp_path / "kus.mat", {"kus": kus})
+    with MatArray(tmp_path / "kus.mat", ["kus"]) as data:
+        derived, whole_lines = mask_from_kspace(data, (3, 5, 2, 8, 6))
+    assert whole_lines and derived.dtype == np.float32
+    np.testing.assert_array_equal(derived, mask)

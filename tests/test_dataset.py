@@ -114,3 +114,17 @@ def test_domain_keys(files):
         assert item["pattern"] == item["domain"]
     with pytest.raises(ValueError, match="domain key"):
         TrainingDataset(files, ADJ, domain_key="scanner")
+
+
+def test_a_two_dimensional_file_is_one_coil(tmp_path):
+    from genre.data.matio import write_mat73
+
+    rng = np.random.default_rng(0)
+    kspace = (rng.standard_normal((20, 22)) + 1j * rng.standard_normal((20, 22))).astype(np.complex64)
+    write_mat73(tmp_path / "MultiCoil" / "BlackBlood" / "TrainingSet" / "FullSample" / "Center001" / "GE_15T_Signa" / "P001"
+                / "blackblood.mat", {"kspace": kspace})
+    (f,) = scan_files(find_training_cases(tmp_path))
+    assert f.shape == (1, 1, 1, 20, 22)
+    item = TrainingDataset([f], ADJ, accelerations=(8,), acs=8)[0]
+    np.testing.assert_array_equal(item["kspace"].numpy(), np.broadcast_to(kspace, (ADJ, 1, 20, 22)))
+    torch.testing.assert_close(item["target"], rss_from_kspace(torch.from_numpy(kspace[None])))

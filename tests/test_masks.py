@@ -109,3 +109,26 @@ def test_bad_arguments_raise():
         make_mask("Uniform", 0, 4, 64, 64)
     with pytest.raises(ValueError):
         make_mask("Uniform", 8, 0, 64, 64)
+
+
+def test_mask_from_samples_takes_whole_lines_of_cartesian_patterns():
+    from genre.masks import mask_from_samples
+
+    mask = kt_gaussian(4, 30, 40, 4, acs=6, rng=0)
+    acquired = mask.astype(bool)
+    acquired[:, :, :5] = False  # zero-padded readout ends: whole lines all the same
+    acquired[1, 15, 20] = False  # an acquired sample that happens to be exactly 0
+    derived, whole_lines = mask_from_samples(acquired)
+    assert whole_lines
+    np.testing.assert_array_equal(derived, mask)
+
+
+def test_mask_from_samples_keeps_the_samples_of_radial_patterns():
+    from genre.masks import mask_from_samples
+
+    mask = kt_radial(3, 48, 52, 8, acs=8)
+    derived, whole_lines = mask_from_samples(mask.astype(bool))
+    assert not whole_lines
+    np.testing.assert_array_equal(derived, mask)
+    empty, whole_lines = mask_from_samples(np.zeros((2, 4, 5), bool))
+    assert not whole_lines and not empty.any()

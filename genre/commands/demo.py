@@ -115,6 +115,6 @@ def write_demo_panel(path: Path, data: Path, roots: dict[str, Path], mode: Outpu
     case = max((c for c in cases if c.stem == "cine_sax"), key=lambda c: c.acceleration, default=cases[0])
     gt = reference_image(case, data, mode)
     plane = (slice(None), slice(None)) + tuple(n // 2 if i == 0 else 0 for i, n in enumerate(gt.shape[2:]))
-    preds = {name: read_img4ranking(root / case.relative)[plane].T for name, root in roots.items()}
+    preds = {name: read_img4ranking(case.output_path(root))[plane].T for name, root in roots.items()}
     title = f"{case.stem} {case.pattern} R={case.acceleration}, {case.location.domain} (synthetic)"
     return write_panel(path, gt[plane].T, preds, title)

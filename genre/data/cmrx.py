@@ -10,9 +10,20 @@ Training release::
     MultiCoil/<Modality>/TrainingSet/FullSample/<Centre>/<Vendor>/<Patient>/<stem>.mat
     MultiCoil/<Modality>/TrainingSet/Mask_TaskAll/<Centre>/<Vendor>/<Patient>/<stem>_mask_<Pattern><R>.mat
 
+The test scorer spells the undersampled folder as the bare task name, with the masks beside it
+in ``Mask_<T>`` (and the ground truth in ``FullSample_<T>``)::
+
+    <T>/MultiCoil/<Modality>/TestSet/<T>/<Centre>/<Vendor>/<Patient>/<stem>_kus_<Pattern><R>.mat
+
+The 2023/2024 editions add ``SingleCoil`` trees beside ``MultiCoil``: the same layout, k-space
+without a coil axis.
+
 The test layout was never published, so nothing here depends on the depth of the tree: cases
 are found by file name anywhere below the root and each path component is recognised by its
-own spelling. Outputs mirror the input's relative path.
+own spelling. Outputs go where the graders look, ``<T>/MultiCoil/...``: the input's relative
+path from its ``MultiCoil`` (or ``SingleCoil``) folder on, below its task folder, which is
+added when the input has none above ``MultiCoil`` (the task is then read off the
+``UnderSample_<T>`` folder) and replaces any folders above it.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from genre.data.matio import MatArray, MatFileError
+from genre.masks import mask_from_samples
 from genre.series import has_time_axis
 
 _KUS = re.compile(r"^(?P<stem>.+)_kus_(?P<pattern>[A-Za-z]+?)(?P<acc>\d+)\.mat$")
@@ -33,6 +45,10 @@ _TASK = re.compile(r"^Task[A-Za-z]*\d*$")
 _SET = re.compile(r"^(Training|Validation|Test)Set$")
 _CENTRE = re.compile(r"^Cent(er|re)\d+$", re.IGNORECASE)
 _PATIENT = re.compile(r"^P\d+$")
+#: A folder named after its task: ``UnderSample_TaskR1``, ``Mask_TaskR1``, ``FullSample_TaskR1``.
+_TASK_FOLDER = re.compile(r"^(UnderSample|Mask|FullSample)_(?P<task>Task[A-Za-z]*\d*)$")
+#: The folder above the modality; ``SingleCoil`` holds k-space without a coil axis.
+COIL_FOLDERS = ("MultiCoil", "SingleCoil")
 UNKNOWN = "unknown"
 #: The variable holding fully sampled k-space in a ``FullSample`` file (the release uses both names).
 FULLY_SAMPLED_VARIABLES = ("kspace", "kspace_full")
@@ -56,12 +72,16 @@ class Location:
 
 
 def parse_location(parts: tuple[str, ...]) -> Location:
-    """Recognise task, modality, set, centre, vendor and patient among path components."""
+    """Recognise task, modality, set, centre, vendor and patient among path components.
+
+    The task is the first ``Task*`` folder; in a tree without one it is the task a folder such
+    as ``UnderSample_<T>`` is named after.
+    """
     found: dict[str, str] = {}
     for i, part in enumerate(parts):
         if _TASK.match(part) and "task" not in found:
             found["task"] = part
-        elif part == "MultiCoil" and i + 1 < len(parts):
+        elif part in COIL_FOLDERS and i + 1 < len(parts):
             found["modality"] = parts[i + 1]
         elif _SET.match(part):
             found["set_name"] = part
@@ -71,6 +91,9 @@ def parse_location(parts: tuple[str, ...]) -> Location:
                 found["vendor"] = parts[i + 1]
         elif _PATIENT.match(part):
             found["patient"] = part
+    if "task" not in found:
+        named = (m["task"] for m in map(_TASK_FOLDER.match, parts) if m)
+        found["task"] = next(named, UNKNOWN)
     return Location(**found)
 
 
@@ -79,7 +102,8 @@ class Case:
     """One undersampled file to reconstruct."""
 
     kus_path: Path
-    relative: Path  # path of the kus file relative to the input root; the output mirrors it
+    relative: Path  # path of the kus file relative to the input root
+    output_relative: Path  # path of its output relative to the output root (:func:`output_relative`)
     location: Location
     stem: str
     pattern: str
@@ -91,19 +115,51 @@ class Case:
         """The first existing candidate mask file, or None."""
         return next((p for p in self.mask_candidates if p.is_file()), None)
 
-    def output_path(self, output_root: Path) -> Path:
-        return Path(output_root) / self.relative
+    @property
+    def single_coil(self) -> bool:
+        """Whether the file lies in a ``SingleCoil`` tree, whose k-space has no coil axis."""
+        return "SingleCoil" in self.relative.parts[:-1]
+
+    def output_path(self, output_root: os.PathLike | str) -> Path:
+        return Path(output_root) / self.output_relative
 
 
-def _mask_candidates(kus_path: Path) -> tuple[Path, ...]:
-    name = kus_path.name.replace("_kus_", "_mask_")
-    parts = kus_path.parent.parts
-    swapped = tuple(re.sub(r"^UnderSample_", "Mask_", p) for p in parts)
-    candidates = []
-    if swapped != parts:
-        candidates.append(Path(*swapped) / name)
-    candidates.append(kus_path.parent / name)
+def _sibling_folder(parts: tuple[str, ...], kind: str) -> tuple[str, ...] | None:
+    """``parts`` with the undersampled folder replaced by its ``<kind>_<T>`` sibling, or None when there is none.
+
+    The undersampled folder is ``UnderSample_<T>``, or, as the test scorer spells it, the bare
+    task name right below the set folder (``TestSet/TaskR1``).
+    """
+    for i, part in enumerate(parts):
+        if part.startswith("UnderSample_"):
+            return (*parts[:i], kind + part.removeprefix("UnderSample"), *parts[i + 1 :])
+        if i > 0 and _TASK.match(part) and _SET.match(parts[i - 1]):
+            return (*parts[:i], f"{kind}_{part}", *parts[i + 1 :])
+    return None
+
+
+def _mask_candidates(root: Path, relative: Path) -> tuple[Path, ...]:
+    """The mask file in the ``Mask_<T>`` sibling of the undersampled folder, then beside the kus file."""
+    name = relative.name.replace("_kus_", "_mask_")
+    sibling = _sibling_folder(relative.parts[:-1], "Mask")
+    candidates = [] if sibling is None else [root.joinpath(*sibling, name)]
+    candidates.append(root / relative.parent / name)
     return tuple(candidates)
+
+
+def output_relative(relative: Path, location: Location) -> Path:
+    """Where the output of the input at ``relative`` goes below the output root: ``<T>/MultiCoil/...``.
+
+    The graders look for ``OUT/<T>/MultiCoil/<Modality>/...`` and nothing may wrap ``<T>``, so
+    the path from the coil folder on is put below the task folder: the input's own relative
+    path in the organizers' layout, the task added where the input has no task folder above
+    ``MultiCoil``. Without a coil folder or a known task the input's relative path is kept.
+    """
+    parts = relative.parts
+    coil = next((i for i, part in enumerate(parts[:-1]) if part in COIL_FOLDERS), None)
+    if coil is None or location.task == UNKNOWN:
+        return relative
+    return Path(location.task, *parts[coil:])
 
 
 def parse_case(kus_path: Path, root: Path) -> Case:
@@ -111,28 +167,41 @@ def parse_case(kus_path: Path, root: Path) -> Case:
     if match is None:
         raise ValueError(f"{kus_path}: not a CMRxRecon undersampled file name (<stem>_kus_<Pattern><R>.mat)")
     relative = kus_path.relative_to(root)
+    location = parse_location(relative.parts[:-1])
     return Case(
         kus_path=kus_path,
         relative=relative,
-        location=parse_location(relative.parts[:-1]),
+        output_relative=output_relative(relative, location),
+        location=location,
         stem=match["stem"],
         pattern=match["pattern"],
         acceleration=int(match["acc"]),
-        mask_candidates=_mask_candidates(kus_path),
+        mask_candidates=_mask_candidates(root, relative),
     )
 
 
 def find_cases(root: os.PathLike | str) -> list[Case]:
-    """Every ``*_kus_*.mat`` below ``root``, sorted by relative path."""
+    """Every ``*_kus_*.mat`` below ``root``, sorted by relative path.
+
+    Raises ``ValueError`` (one line naming both files) when two inputs would have the same
+    output path, e.g. two copies of a task tree below different folders.
+    """
     root = Path(root)
     paths = sorted(p for p in root.rglob("*_kus_*.mat") if p.is_file() and _KUS.match(p.name))
-    return [parse_case(p, root) for p in paths]
+    cases = [parse_case(p, root) for p in paths]
+    claimed: dict[Path, Path] = {}
+    for case in cases:
+        first = claimed.setdefault(case.output_relative, case.kus_path)
+        if first != case.kus_path:
+            raise ValueError(f"{case.kus_path}: its output {case.output_relative} would also be the output of {first}; "
+                             "the input must hold one copy of each task")
+    return cases
 
 
 def fullsample_path(case: Case, root: os.PathLike | str) -> Path:
-    """Ground-truth k-space of a validation-like case: ``UnderSample_<T>`` -> ``FullSample_<T>``, ``<stem>.mat``."""
-    parts = tuple(re.sub(r"^UnderSample_", "FullSample_", p) for p in case.relative.parent.parts)
-    return Path(root, *parts) / f"{case.stem}.mat"
+    """Ground-truth k-space of a validation-like case: ``<stem>.mat`` in the ``FullSample_<T>`` sibling of its undersampled folder."""
+    parts = case.relative.parent.parts
+    return Path(root, *(_sibling_folder(parts, "FullSample") or parts)) / f"{case.stem}.mat"
 
 
 @dataclass(frozen=True)
@@ -165,19 +234,53 @@ def find_training_cases(root: os.PathLike | str) -> list[TrainingCase]:
     return cases
 
 
-def kspace_layout(stem: str, shape: tuple[int, ...]) -> tuple[int, int, int, int, int]:
+def _has_coil_axis(shape: tuple[int, ...], single_coil: bool) -> bool:
+    # A 2-D array is one single-coil image in any tree.
+    return not single_coil and len(shape) > 2
+
+
+def kspace_layout(stem: str, shape: tuple[int, ...], single_coil: bool = False) -> tuple[int, int, int, int, int]:
     """The internal 5-D shape ``(frames, slices, coils, ky, kx)`` of a k-space array in h5py order.
 
     MATLAB drops trailing singleton dimensions when saving, so a 5-D ``(nx, ny, nc, nz, nt)``
     with nt = 1 arrives 4-D and one with nz = nt = 1 arrives 3-D, while an interior 1 (nz = 1,
-    nt > 1) is kept. Stems without a time axis are at most 4-D. Raises ``ValueError``.
+    nt > 1) is kept. Stems without a time axis are at most 4-D. Single-coil k-space (a
+    ``SingleCoil`` tree, ``single_coil``) has no coil axis, ``(nt, nz, ny, nx)``, and gets
+    ``coils = 1``; so does a 2-D ``(ny, nx)`` array in any tree. Raises ``ValueError``.
     """
     ndim = len(shape)
-    max_ndim = 5 if has_time_axis(stem) else 4
-    if not 3 <= ndim <= max_ndim:
-        raise ValueError(f"k-space of a {stem} file must have 3 to {max_ndim} dimensions, found shape {shape} (h5py order)")
-    padded = (1,) * (5 - ndim) + tuple(shape)
-    return padded  # type: ignore[return-value]
+    coil_axis = _has_coil_axis(shape, single_coil)
+    most = (5 if has_time_axis(stem) else 4) - (not coil_axis)
+    if not 2 + coil_axis <= ndim <= most:
+        kind = "k-space" if coil_axis else "single-coil k-space (no coil axis)"
+        raise ValueError(f"{kind} of a {stem} file must have {2 + coil_axis} to {most} dimensions, "
+                         f"found shape {shape} (h5py order)")
+    with_coils = tuple(shape) if coil_axis else (*shape[:-2], 1, *shape[-2:])
+    return (1,) * (5 - len(with_coils)) + with_coils  # type: ignore[return-value]
+
+
+def stored_index(shape: tuple[int, ...], single_coil: bool = False, frames=slice(None), slice_=slice(None)) -> tuple:
+    """The numpy index of ``(frames, slice_)`` into a stored k-space array of ``shape`` (h5py order).
+
+    The frame and slice axes lead, and MATLAB dropped those of length 1 from the front (its
+    trailing singletons), so their indices are dropped with them: ``slice_`` of a 4-D
+    ``(nz, nc, ny, nx)`` file is ``(slice_,)``.
+    """
+    kept = len(shape) - (3 if _has_coil_axis(shape, single_coil) else 2)
+    return (frames, slice_)[2 - kept :]
+
+
+def mask_from_kspace(kus: MatArray, kspace: tuple[int, int, int, int, int], single_coil: bool = False) -> tuple[np.ndarray, bool]:
+    """The sampling mask float32 ``(frames, ky, kx)`` of 0/1 read off the nonzero samples of ``kus``, and whether it is whole lines.
+
+    ``kspace`` is the file's 5-D shape (:func:`kspace_layout`). A sample counts as acquired
+    where any coil is nonzero; undersampled data is ``kspace .* mask`` with one mask for every
+    slice, so the central slice tells the pattern and only it is read. Whole lines or single
+    samples: see :func:`genre.masks.mask_from_samples`. Raises ``MatFileError``.
+    """
+    frames, slices, coils, ny, nx = kspace
+    values = kus.complex64(stored_index(kus.shape, single_coil, slice_=slices // 2)).reshape(frames, coils, ny, nx)
+    return mask_from_samples((values != 0).any(axis=1))
 
 
 def mask_layout(mask_shape: tuple[int, ...], kspace: tuple[int, int, int, int, int]) -> tuple[int, int, int]:

@@ -66,7 +66,7 @@ def output_shape(stem: str, shape: tuple[int, int, int, int], mode: OutputMode) 
 def image_shape(case: Case) -> tuple[int, int, int, int]:
     """The internal ``(frames, slices, ky, kx)`` of the case's image, from its kus file's header (raises ``MatFileError``, ``ValueError``)."""
     with MatArray(case.kus_path, ["kus"]) as kus:
-        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape)
+        frames, slices, _, ny, nx = kspace_layout(case.stem, kus.shape, case.single_coil)
     return frames, slices, ny, nx
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genre.data.cmrx import FULLY_SAMPLED_VARIABLES, read_mask
+from genre.data.cmrx import FULLY_SAMPLED_VARIABLES, read_mask, stored_index
 from genre.data.matio import MatArray, MatFileError
 from genre.data.training_files import SeriesFile
 from genre.kspace import rss_from_kspace
@@ -117,10 +117,10 @@ class TrainingDataset(Dataset):
         """Fully sampled ``(adj, coils, ky, kx)`` complex64, each distinct (frame, slice) read once."""
         blocks: dict[tuple[int, int], np.ndarray] = {}
         with MatArray(f.case.kspace_path, FULLY_SAMPLED_VARIABLES) as data:
-            lead = 5 - data.ndim  # internal axes that MATLAB dropped: (frames,) or (frames, slices)
             for key in zip(frame_idx, slice_idx):
                 if key not in blocks:
-                    blocks[key] = data.complex64(key[lead:])
+                    # The reshape restores the coil axis that a 2-D (ky, kx) file lacks.
+                    blocks[key] = data.complex64(stored_index(data.shape, False, *key)).reshape(f.shape[2:])
         kspace = np.stack([blocks[key] for key in zip(frame_idx, slice_idx)])
         if not np.isfinite(kspace).all():
             raise MatFileError(f.case.kspace_path, "k-space holds NaN or Inf values")
