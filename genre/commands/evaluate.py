@@ -17,7 +17,7 @@ Score reconstructions against ground truth with the organizers' metrics (per 2-D
 percentile normalisation, scikit-image SSIM / PSNR, NMSE) and their group-adjusted leaderboard
 mean, beside a symmetric score that always takes the ground truth as reference.
 
-Every *_kus_*.mat of the --gt tree is expected at the same relative path below --pred; a file
+Every *_kus_*.mat of the --gt tree is expected where genre predict writes it below --pred; a file
 that is not there counts as missing (0 in the leaderboard score). Ground truth is the RSS image
 of FullSample_<T> k-space, reduced by --output-mode, or img4ranking ground-truth files.
 

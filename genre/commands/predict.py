@@ -16,10 +16,12 @@ example:
   genre synth --out data/demo --layout validation
   genre predict --input data/demo --output out/sense --method sense --output-mode ranking
 
-Every *_kus_*.mat below --input is reconstructed to the same relative path below --output
-(variable img4ranking, float32, MAT v5). A file that fails is reported in one line and the
-others still run; the exit status is then 1. Existing complete outputs are kept unless
---overwrite. Exit status 2 means the arguments cannot be used (no input, unwritable output).
+Every *_kus_*.mat below --input is reconstructed to OUT/<T>/MultiCoil/..., its relative path from
+MultiCoil on below its task folder (the same relative path in the organizers' layout): variable
+img4ranking, float32, MAT v5. A missing mask file is read off the k-space (a warning). A file
+that fails is reported in one line and the others still run; the exit status is then 1.
+Existing complete outputs are kept unless --overwrite. Exit status 2 means the arguments cannot
+be used (no input, unwritable output, two inputs with one output path).
 """
 
 
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
     parser.add_argument("--input", type=Path, default=input_default, required=input_default is None,
                         help="root of the CMRxRecon tree to reconstruct (read only; never written)")
     parser.add_argument("--output", type=Path, default=output_default, required=output_default is None,
-                        help="root of the output tree; mirrors the input's relative paths")
+                        help="root of the output tree: OUT/<T>/MultiCoil/..., the input's relative paths in the organizers' layout")
     parser.add_argument("--method", choices=ALL_METHODS, default="genre",
                         help="genre: the GENRE-CMR network; sense: CG-SENSE with ACS coil maps; zero-filled: RSS of the "
                              "zero-filled data; bart: BART pics (l1-wavelet, temporal TV for cine, ESPIRiT maps), a "
