@@ -34,7 +34,7 @@ declare -A synth=(
 )
 methods=(zero-filled sense)
 if command -v bart >/dev/null; then methods+=(bart); else echo "bart not on PATH: the bart family and the BART column are left out" >&2; families=(cardiac biological); fi
-methods+=(genre)
+methods+=(genre genre-guarded)
 
 start=$SECONDS
 report="$out/generalization.md"
@@ -46,12 +46,14 @@ for family in "${families[@]}"; do
     [ -d "$data" ] || "${genre[@]}" synth --out "$data" --layout validation ${synth[$family]}
     preds=()
     for method in "${methods[@]}"; do
-        flags=() prefix=()
-        [ "$method" = genre ] && flags=("${checkpoint[@]}")
+        flags=(--method "$method") prefix=()
+        [ "$method" = genre ] && flags+=("${checkpoint[@]}")
+        # GENRE-CMR behind the hold-out guard against CG-SENSE (genre/recon/guard.py).
+        [ "$method" = genre-guarded ] && flags=(--method genre --guard sense "${checkpoint[@]}")
         # BART's OpenMP threads spin at their barriers: on two cores shared with other work a
         # 56x64 slice took 8-20 s with the default threads and 0.7-1.1 s with one.
         [ "$method" = bart ] && prefix=(env "OMP_NUM_THREADS=${BART_THREADS:-1}")
-        "${prefix[@]}" "${genre[@]}" predict --input "$data" --output "$out/pred/$family/$method" --method "$method" \
+        "${prefix[@]}" "${genre[@]}" predict --input "$data" --output "$out/pred/$family/$method" \
             --output-mode ranking --device "${DEVICE:-auto}" "${flags[@]}"
         preds+=("$out/pred/$family/$method")
     done

@@ -15,6 +15,7 @@ EXAMPLE = """\
 example:
   genre synth --out data/demo --layout validation
   genre predict --input data/demo --output out/sense --method sense --output-mode ranking
+  genre predict --input data/demo --output out/guarded --method genre --guard sense
 
 Every *_kus_*.mat below --input is reconstructed to OUT/<T>/MultiCoil/..., its relative path from
 MultiCoil on below its task folder (the same relative path in the organizers' layout): variable
@@ -43,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
     parser.add_argument("--max-batch", type=int, default=None,
                         help="GENRE-CMR: target frames per network call (halved automatically on CUDA out-of-memory)")
     parser.add_argument("--overwrite", action="store_true", help="reconstruct files whose output already exists")
+    parser.add_argument("--guard", default="", metavar="METHOD[,METHOD]",
+                        help="hold-out guard: on each slice, withhold 20%% of the acquired lines outside the calibration "
+                             "block, reconstruct the rest with --method and with each METHOD (sense, bart, genre), and "
+                             "reconstruct the slice with whichever predicted the withheld samples best; costs one extra "
+                             "reconstruction per method and slice. Empty (the default): no guard")
     parser.add_argument("--time-budget-hours", type=float, default=None,
                         help="when the files left would not finish in this budget at the measured pace, switch to a "
                              "faster method for them (genre -> sense -> zero-filled; bart -> sense -> zero-filled) "
@@ -73,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         if args.device == "auto" and device.type == "cpu" and args.method == "genre":
             log.warning("no CUDA device found: reconstructing on the CPU, which is much slower")
         method = make_reconstructor(args.method, device, args.checkpoint, args.max_batch)
+        if args.guard:
+            method = guarded(method, args.guard.split(","), lambda name: make_reconstructor(name, device, args.checkpoint, args.max_batch))
         budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600
         fallbacks = [make_reconstructor(name, device) for name in FALLBACKS[args.method]] if budget else []
         report = predict_tree(args.input, args.output, method, OutputMode(args.output_mode), args.overwrite, budget, fallbacks)
@@ -80,4 +88,24 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     log_summary(report)
+    if args.guard:
+        log.info("guard: slices reconstructed by each method: %s", ", ".join(f"{k} {v}" for k, v in method.choices.items()))
     return 0 if report.ok else 1
+
+
+def guarded(method, names: list[str], make):
+    """``method`` behind a hold-out guard against the named methods (:mod:`genre.recon.guard`); raises ``MethodUnavailable``."""
+    from genre.recon.base import MethodUnavailable
+    from genre.recon.guard import Guarded
+
+    alternatives = []
+    for name in names:
+        if name == method.name or not name:
+            raise MethodUnavailable(f"--guard {','.join(names)}: name methods other than --method {method.name}")
+        alternative = make(name)
+        if not hasattr(alternative, "estimate_kspace"):
+            raise MethodUnavailable(f"--guard: {name} has no k-space estimate to score; choose among sense, bart, genre")
+        alternatives.append(alternative)
+    if not hasattr(method, "estimate_kspace"):
+        raise MethodUnavailable(f"--guard: --method {method.name} has no k-space estimate to score; choose sense, bart or genre")
+    return Guarded(method, alternatives)

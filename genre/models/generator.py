@@ -186,14 +186,23 @@ class Generator(nn.Module):
         """The one inference path: RSS image ``(batch, ky, kx)`` float32 of each sample's centre frame, in the input's units.
 
         ``measured`` ``(batch, adj, coils, ky, kx)`` complex64 (zero where not sampled) and
-        ``mask`` ``(batch, adj, ky, kx)`` as :meth:`forward` takes them. Each sample is divided
-        by its :func:`input_scale` before the network and the image multiplied back after:
-        ``genre predict``, the trainer's validation and the benchmarks all come through here,
-        so what validation scores is what predict writes.
+        ``mask`` ``(batch, adj, ky, kx)`` as :meth:`forward` takes them. ``genre predict``, the
+        trainer's validation and the benchmarks all come through here, so what validation
+        scores is what predict writes.
+        """
+        return rss_from_kspace(self.reconstruct_kspace(measured, mask))
+
+    @torch.no_grad()
+    def reconstruct_kspace(self, measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The final coil k-space ``(batch, coils, ky, kx)`` complex64 of each sample's centre frame, in the input's units.
+
+        Inputs as :meth:`reconstruct`. Each sample is divided by its :func:`input_scale` before
+        the network and the k-space multiplied back after. The k-space (not only its RSS image)
+        is what a hold-out check scores against acquired samples (:mod:`genre.recon.guard`).
         """
         scale = input_scale(measured[:, self.config.adjacent // 2])
         out = self(measured / scale.view(-1, 1, 1, 1, 1), mask, return_intermediate=False)
-        return out.image() * scale.view(-1, 1, 1)
+        return out.kspace[-1] * scale.view(-1, 1, 1, 1)
 
     def _check_inputs(self, kspace: torch.Tensor, mask: torch.Tensor) -> None:
         adj = self.config.adjacent

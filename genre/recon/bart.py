@@ -122,18 +122,21 @@ class BartPics:
 
     def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
         """``(frames, slices, coils, ky, kx)`` complex, ``(frames, ky, kx)`` mask -> ``(frames, slices, ky, kx)`` float32."""
-        kspace = kspace.cpu()
-        mask = mask.cpu()
+        kspace, mask = kspace.cpu(), mask.cpu()
+        estimate = self.estimate_kspace(kspace, mask, info)
+        return consistent_rss(kspace, estimate, mask.unsqueeze(1)).float()
+
+    def estimate_kspace(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
+        """The solution's coil k-space ``F S x``, complex64 ``(frames, slices, coils, ky, kx)``, before the measured samples are put back."""
+        kspace, mask = kspace.cpu(), mask.cpu()
         periodic = info.neighbours is Neighbours.WRAP
-        slices = [self._slice(kspace[:, z], mask, periodic) for z in range(kspace.shape[1])]
-        return torch.stack(slices, dim=1).float()
+        return torch.stack([self._slice(kspace[:, z], mask, periodic) for z in range(kspace.shape[1])], dim=1)
 
     def _slice(self, kspace: torch.Tensor, mask: torch.Tensor, periodic: bool) -> torch.Tensor:
-        """k-space ``(frames, coils, ky, kx)`` and mask ``(frames, ky, kx)`` -> RSS image ``(frames, ky, kx)``."""
+        """k-space ``(frames, coils, ky, kx)`` and mask ``(frames, ky, kx)`` -> the estimate's k-space ``(frames, coils, ky, kx)``."""
         grid = padded_shape(tuple(kspace.shape[-2:]))
         image, maps = self._solve(embed(kspace, grid), embed(mask, grid), periodic)
-        estimate = center_crop(sens_expand(image, maps), tuple(kspace.shape[-2:]))
-        return consistent_rss(kspace, estimate, mask)
+        return center_crop(sens_expand(image, maps), tuple(kspace.shape[-2:])).to(torch.complex64)
 
     def _solve(self, kspace: torch.Tensor, mask: torch.Tensor, periodic: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """k-space ``(frames, coils, ky, kx)``, mask ``(frames, ky, kx)`` -> image ``(frames, ky, kx)``, maps ``(coils, ky, kx)``."""

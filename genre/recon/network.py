@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,6 +55,20 @@ class GenreReconstructor:
 
     def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
         """``kspace`` complex ``(frames, slices, coils, ky, kx)``, ``mask`` ``(frames, ky, kx)`` -> float32 ``(frames, slices, ky, kx)``."""
+        return self._apply(kspace, mask, info, self.model.reconstruct)
+
+    def estimate_kspace(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
+        """The network's coil k-space, complex64 ``(frames, slices, coils, ky, kx)``, for the same inputs as :meth:`reconstruct`."""
+        return self._apply(kspace, mask, info, self.model.reconstruct_kspace)
+
+    def _apply(
+        self,
+        kspace: torch.Tensor,
+        mask: torch.Tensor,
+        info: SeriesInfo,
+        forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """``forward`` (one of the generator's inference paths) for every (frame, slice) target, as ``(frames, slices, ...)`` on the host."""
         frames, slices, _, ny, nx = kspace.shape
         if tuple(mask.shape) != (frames, ny, nx):
             raise ValueError(f"mask must be (frames, ky, kx) = {(frames, ny, nx)}, got {tuple(mask.shape)}")
@@ -61,7 +76,7 @@ class GenreReconstructor:
         if mode is Neighbours.SLICES and frames != 1:
             raise ValueError(f"neighbouring slices stand in for frames only in single-frame series, got {frames} frames")
         targets = [(f, s) for s in range(slices) for f in range(frames)]
-        out = torch.empty(frames, slices, ny, nx, dtype=torch.float32)
+        out = None  # allocated at the first batch, whose result says the per-target shape and dtype
         device_kspace = self._to_device(kspace.to(torch.complex64))
         device_mask = self._to_device(mask.to(torch.float32))
         pending = None  # (targets, images, copied) of the batch launched last
@@ -69,7 +84,7 @@ class GenreReconstructor:
         while start < len(targets):
             chunk = targets[start : start + batch]
             try:
-                launched = self._launch(device_kspace, device_mask, chunk, mode)
+                launched = self._launch(device_kspace, device_mask, chunk, mode, forward)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -84,6 +99,8 @@ class GenreReconstructor:
             # while that one computed.
             if pending is not None:
                 _store(out, *pending)
+            if out is None:
+                out = torch.empty(frames, slices, *launched[0].shape[1:], dtype=launched[0].dtype)
             pending = (chunk, *launched)
             start += len(chunk)
         if pending is not None:
@@ -91,9 +108,14 @@ class GenreReconstructor:
         return out
 
     def _launch(
-        self, kspace: torch.Tensor, mask: torch.Tensor, chunk: list[tuple[int, int]], mode: Neighbours
+        self,
+        kspace: torch.Tensor,
+        mask: torch.Tensor,
+        chunk: list[tuple[int, int]],
+        mode: Neighbours,
+        forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-        """RSS images ``(len(chunk), ky, kx)`` float32 on the host for the (frame, slice) targets in ``chunk``.
+        """``forward``'s results ``(len(chunk), ...)`` on the host for the (frame, slice) targets in ``chunk``.
 
         ``kspace`` complex64 ``(frames, slices, coils, ky, kx)`` and ``mask`` ``(frames, ky, kx)``
         are on the device. On CUDA the work is only queued: the images are valid once the
@@ -105,7 +127,7 @@ class GenreReconstructor:
         index = self._to_device(torch.tensor(rows))  # (batch, adj, 2): frame, slice
         k = kspace[index[..., 0], index[..., 1]]  # (batch, adj, coils, ky, kx), a copy
         m = mask[index[..., 0]]
-        images = self.model.reconstruct(k, m)
+        images = forward(k, m)
         if self.device.type != "cuda":
             return images.cpu(), None
         # A blocking copy back would wait for the next batch too, queued behind this one by
@@ -126,7 +148,7 @@ class GenreReconstructor:
 def _store(
     out: torch.Tensor, chunk: list[tuple[int, int]], images: torch.Tensor, copied: torch.cuda.Event | None
 ) -> None:
-    """Write a batch's host images ``(len(chunk), ky, kx)`` into ``out`` ``(frames, slices, ky, kx)`` once ``copied`` has completed."""
+    """Write a batch's host results ``(len(chunk), ...)`` into ``out`` ``(frames, slices, ...)`` once ``copied`` has completed."""
     if copied is not None:
         copied.synchronize()
     for (f, s), image in zip(chunk, images):

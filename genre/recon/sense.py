@@ -88,9 +88,15 @@ class CGSense:
     @torch.no_grad()
     def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
         """``(frames, slices, coils, ky, kx)`` complex, ``(frames, ky, kx)`` mask -> ``(frames, slices, ky, kx)`` float32."""
-        kspace = kspace.to(self.device)
-        mask = mask.to(self.device)
+        kspace, mask = kspace.to(self.device), mask.to(self.device)
+        return consistent_rss(kspace, self._estimate(kspace, mask), mask.unsqueeze(1)).float().cpu()
+
+    @torch.no_grad()
+    def estimate_kspace(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
+        """The solution's coil k-space ``F S x``, complex64 ``(frames, slices, coils, ky, kx)``, before the measured samples are put back."""
+        return self._estimate(kspace.to(self.device), mask.to(self.device)).cpu()
+
+    def _estimate(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         maps = sens_maps_from_acs(kspace, mask)
-        frame_mask = mask.unsqueeze(1)  # (frames, 1, ky, kx) against (frames, slices, ky, kx)
-        image = cg_sense(kspace, frame_mask, maps, self.config)
-        return consistent_rss(kspace, sens_expand(image, maps), frame_mask).float().cpu()
+        image = cg_sense(kspace, mask.unsqueeze(1), maps, self.config)  # mask (frames, 1, ky, kx) against (frames, slices, ...)
+        return sens_expand(image, maps)
