@@ -366,3 +366,31 @@ def test_two_inputs_with_one_output_are_refused_in_one_line(mini_tree, tmp_path,
         assert main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / "out"), "--method", "zero-filled"]) == 2
     [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "would also be the output of" in error and "\n" not in error
+
+
+def test_guarded_predict_writes_each_file_with_one_of_its_methods(mini_tree, tmp_path, caplog):
+    """``--guard``: every output is exactly the primary's or the guard's reconstruction, and the choice is logged."""
+    outputs = {}
+    for name, flags in {"genre": ["--method", "genre"], "sense": ["--method", "sense"],
+                        "guarded": ["--method", "genre", "--guard", "sense"]}.items():
+        outputs[name] = tmp_path / name
+        with caplog.at_level(logging.INFO, logger="genre.predict"):
+            assert main(["predict", "--input", str(mini_tree), "--output", str(outputs[name]), "--device", "cpu", *flags]) == 0
+    assert "held-out error genre" in caplog.text and "guard: slices reconstructed by each method" in caplog.text
+    files = _outputs(outputs["guarded"])
+    assert files
+    for relative in files:
+        got = scipy.io.loadmat(outputs["guarded"] / relative)["img4ranking"]
+        candidates = [scipy.io.loadmat(outputs[m] / relative)["img4ranking"] for m in ("genre", "sense")]
+        # A cine or mapping stack (x, y, slices, frames) is one call per slice; other files one call.
+        pieces = [(slice(None),) * 2 + (z,) for z in range(got.shape[2])] if got.ndim == 4 else [()]
+        for piece in pieces:
+            assert any(np.array_equal(got[piece], c[piece]) for c in candidates), (relative, piece)
+
+
+def test_a_guard_that_cannot_score_is_refused_in_one_line(mini_tree, tmp_path, caplog):
+    for guard in ("zero-filled", "genre", "nonsense"):
+        with caplog.at_level(logging.ERROR):
+            caplog.clear()
+            assert main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / guard), "--method", "genre", "--guard", guard]) == 2
+        assert len(caplog.records) == 1 and ("--guard" in caplog.text or "unknown method" in caplog.text), guard
