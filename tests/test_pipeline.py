@@ -420,6 +420,26 @@ def test_shards_are_disjoint_cover_the_tree_and_check_only_their_own_files(mini_
     assert more.ok and not more.done and not more.skipped  # more shards than files: nothing to do
 
 
+def test_shards_running_at_once_finish_the_tree_a_killed_run_left(mini_tree, tmp_path):
+    out, cases = tmp_path / "out", find_cases(mini_tree)
+    target = cases[0].output_path(out)
+    target.parent.mkdir(parents=True)
+    fd, stale = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    reports = {}
+
+    def work(index):
+        reports[index] = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(index, 2))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(r.ok for r in reports.values()) and sum(len(r.done) for r in reports.values()) == len(cases)
+    assert not Path(stale).exists() and validate_submission(out, mini_tree, OutputMode.FULL).ok
+
+
 def test_a_plain_rerun_redoes_what_a_shard_left_and_checks_the_whole_tree(mini_tree, tmp_path):
     out = tmp_path / "out"
     pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(1, 3))

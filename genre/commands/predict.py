@@ -108,7 +108,7 @@ def worker_device(device, environ: Mapping[str, str]):
     """
     import torch
 
-    if device.type != "cuda" or "LOCAL_RANK" not in environ:
+    if device.type != "cuda" or not environ.get("LOCAL_RANK", "").isdecimal():
         return device
     device = torch.device("cuda", int(environ["LOCAL_RANK"]) % torch.cuda.device_count())
     torch.cuda.set_device(device)  # what torch puts on "cuda" without an index goes there too
