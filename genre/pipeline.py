@@ -2,12 +2,16 @@
 
 One file failing never stops the run: its problem is logged as one line naming the file, the
 other files are still reconstructed, and the caller exits non-zero at the end. Outputs already
-present with the right shape are kept (the run is resumable) unless ``overwrite`` is set.
+present with the right shape are kept (the run is resumable) unless ``overwrite`` is set, and the
+temporaries a killed run left are removed first. Several workers may share one input and output
+tree, each taking a disjoint :class:`Shard` of the files.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +25,7 @@ from tqdm import tqdm
 
 from genre.data.cmrx import Case, find_cases, kspace_layout, mask_from_kspace, read_mask, stored_index
 from genre.data.contract import OutputMode, expected_output_shape, reduce_image, selection
-from genre.data.matio import MatArray, MatFileError, atomic_path, write_img4ranking
+from genre.data.matio import MatArray, MatFileError, remove_stale_temporaries, write_img4ranking
 from genre.recon.base import Reconstructor, SeriesInfo
 from genre.submission import check_output, validate_submission
 from genre.series import Neighbours
@@ -37,6 +41,29 @@ class PredictionSetupError(Exception):
     """The run cannot start (no input, unwritable output); ``str()`` is one line."""
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Worker ``index`` (0-based) of ``count`` sharing one tree: the files at positions ``index``, ``index + count``, ...
+
+    Positions are in the walk's order (sorted relative paths), so each worker's share is the same
+    on every rerun, the shares are disjoint and cover the tree, and they differ in size by at most
+    one file. ``str()`` is the 1-based spelling of ``--shard`` (``2/4`` is index 1 of 4).
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self):
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index + 1} of {self.count} does not exist (shards are 1 to {self.count})")
+
+    def __str__(self) -> str:
+        return f"{self.index + 1}/{self.count}"
+
+    def take(self, cases: Sequence[Case]) -> list[Case]:
+        return list(cases[self.index :: self.count])
+
+
 @dataclass
 class RunReport:
     done: list[Path] = field(default_factory=list)
@@ -44,6 +71,8 @@ class RunReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what the submission check found afterwards
     seconds: float = 0.0
+    shard: Shard | None = None
+    whole_tree_check: str = ""  # for a shard: the command that checks the whole tree once every shard is done
 
     @property
     def ok(self) -> bool:
@@ -64,9 +93,10 @@ def check_roots(input_root: Path, output_root: Path) -> None:
         raise PredictionSetupError(f"{output_root}: the output folder must not lie inside the input folder {input_root}")
     try:
         output_root.mkdir(parents=True, exist_ok=True)
-        with atomic_path(output_root / ".write-test"):
+        # An unnamed file (O_TMPFILE) where the filesystem allows, a unique name otherwise: runs
+        # sharing the output tree never meet on it, and a kill leaves nothing behind.
+        with tempfile.TemporaryFile(dir=output_root, prefix=".write-test."):
             pass
-        (output_root / ".write-test").unlink()
     except OSError as exc:
         raise PredictionSetupError(f"{output_root}: output folder is not writable ({exc.strerror or exc})") from None
 
@@ -161,14 +191,16 @@ def predict_tree(
     overwrite: bool = False,
     budget_seconds: float | None = None,
     fallbacks: Sequence[Reconstructor] = (),
+    shard: Shard | None = None,
 ) -> RunReport:
-    """Reconstruct every case below ``input_root`` into the mirrored path below ``output_root``.
+    """Reconstruct every case below ``input_root`` (or ``shard``'s share of them) into the mirrored path below ``output_root``.
 
     With a time budget, the run predicts after each file how long the rest would take with the
     method in use (its mean time per file so far); when that would overrun the budget it moves
     to the next, faster method of ``fallbacks`` for the remaining files, since a missing file
     scores 0 and a classical reconstruction does not. At the end the output tree is checked as
-    the graders read it (:func:`genre.submission.validate_submission`).
+    the graders read it (:func:`genre.submission.validate_submission`); a shard checks only its
+    own outputs, since the other shards may still be writing theirs.
     """
     input_root, output_root = Path(input_root), Path(output_root)
     check_roots(input_root, output_root)
@@ -178,15 +210,20 @@ def predict_tree(
         raise PredictionSetupError(str(exc)) from None
     if not cases:
         raise PredictionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
+    # Every shard clears the whole tree: the lock spares live writes, and the shard that was
+    # killed may be the one that is not rerun.
+    remove_leftovers(output_root, cases)
+    report = RunReport(shard=shard)
+    share = shard.take(cases) if shard else cases
     chain = [method, *fallbacks]
     level = 0
     seconds_per_file: dict[int, list[float]] = {}
-    report = RunReport()
     start = time.perf_counter()
-    log.info("%d files under %s; method %s, output mode %s", len(cases), input_root, method.name, mode.value)
-    for index, case in enumerate(tqdm(cases, desc=f"predict ({method.name})", unit="file", dynamic_ncols=True)):
+    log.info("%d files under %s%s; method %s, output mode %s", len(cases), input_root,
+             f", {len(share)} of them for shard {shard}" if shard else "", method.name, mode.value)
+    for index, case in enumerate(tqdm(share, desc=f"predict ({method.name})", unit="file", dynamic_ncols=True)):
         if budget_seconds is not None:
-            level = _affordable_level(level, seconds_per_file, len(cases) - index, budget_seconds - (time.perf_counter() - start), chain)
+            level = _affordable_level(level, seconds_per_file, len(share) - index, budget_seconds - (time.perf_counter() - start), chain)
         out = case.output_path(output_root)
         tic = time.perf_counter()
         try:
@@ -214,12 +251,39 @@ def predict_tree(
         took = time.perf_counter() - tic
         seconds_per_file.setdefault(level, []).append(took)
         report.done.append(out)
-        remaining = (len(cases) - index - 1) * float(np.mean(seconds_per_file[level]))
+        remaining = (len(share) - index - 1) * float(np.mean(seconds_per_file[level]))
         log.info("wrote %s %s with %s in %.2fs; about %s left", case.relative, tuple(result.shape), chain[level].name, took, _duration(remaining))
     report.seconds = time.perf_counter() - start
-    validation = validate_submission(output_root, input_root, mode)
-    report.problems = validation.problems
+    if shard is None:
+        report.problems = validate_submission(output_root, input_root, mode).problems
+    else:
+        failed = {path for path, _ in report.failed}
+        for case in share:
+            if case.kus_path not in failed:  # already reported
+                report.problems += check_output(case.output_path(output_root), expected_output_shape(case, mode))
+        report.whole_tree_check = shlex.join(["genre", "validate-submission", str(output_root), "--input", str(input_root),
+                                              "--mode", "test", "--output-mode", mode.value])
     return report
+
+
+def remove_leftovers(output_root: Path, cases: Sequence[Case]) -> None:
+    """Delete (and log) the temporaries that killed runs left for the outputs of ``cases``.
+
+    Only temporaries of this package's naming for those very outputs are touched, and none that
+    a live run is writing (:func:`genre.data.matio.remove_stale_temporaries`).
+    """
+    names: dict[Path, set[str]] = {}
+    for case in cases:
+        out = case.output_path(output_root)
+        names.setdefault(out.parent, set()).add(out.name)
+    for folder, folder_names in sorted(names.items()):
+        try:
+            removed = remove_stale_temporaries(folder, folder_names)
+        except OSError as exc:
+            log.warning("%s: left any temporaries of interrupted runs in place (%s)", folder, exc.strerror or exc)
+            continue
+        for path in removed:
+            log.warning("removed %s, the temporary of a write that was interrupted", path)
 
 
 def _affordable_level(level: int, seconds_per_file: dict[int, list[float]], files_left: int, seconds_left: float, chain) -> int:
@@ -240,18 +304,22 @@ def _duration(seconds: float) -> str:
 
 def log_summary(report: RunReport) -> None:
     log.info(
-        "done in %.1fs: %d written, %d kept, %d failed",
+        "done in %.1fs: %d written, %d kept, %d failed%s",
         report.seconds,
         len(report.done),
         len(report.skipped),
         len(report.failed),
+        f" (shard {report.shard})" if report.shard else "",
     )
     for path, problem in report.failed:
         log.error("failed: %s", problem)
+    checked = f"shard {report.shard}'s outputs" if report.shard else "the output tree"
     if report.problems:
-        log.error("the output tree would not pass the graders' checks (%d problems):", len(report.problems))
+        log.error("%s would not pass the graders' checks (%d problems):", checked, len(report.problems))
         for problem in report.problems:
             log.error("  %s", problem)
     else:
-        log.info("the output tree passes the submission check")
-
+        log.info("%s pass%s the submission check", checked, "" if report.shard else "es")
+    if report.whole_tree_check:
+        log.info("once every shard has finished, check the whole tree: %s (or rerun genre predict without "
+                 "--shard, which redoes whatever is missing and then checks it)", report.whole_tree_check)

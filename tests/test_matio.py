@@ -1,9 +1,19 @@
+import errno
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
 import scipy.io
 
-from genre.data.matio import MatArray, MatFileError, matlab_shape, write_img4ranking, write_mat73
+from genre.data.matio import (MatArray, MatFileError, atomic_path, matlab_shape, remove_stale_temporaries,
+                              temporary_target, write_img4ranking, write_mat73)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mat73_roundtrip_lazy_and_matlab_header(tmp_path):
@@ -100,6 +110,62 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         write_img4ranking(path, np.zeros((3, 3)))
     np.testing.assert_array_equal(scipy.io.loadmat(path)["img4ranking"], np.ones((3, 3), np.float32))
     assert [p.name for p in tmp_path.iterdir()] == ["out.mat"]
+
+
+# A writer that stops inside atomic_path with half a file written: killed (kill -9) or held open until told.
+WRITER = """
+import os, signal, sys
+from genre.data.matio import atomic_path
+write = atomic_path(sys.argv[1])
+tmp = write.__enter__()
+tmp.write_bytes(b"half a file")
+print(tmp, flush=True)
+if sys.argv[2] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.stdin.read()
+tmp.write_bytes(b"the whole file")
+write.__exit__(None, None, None)
+"""
+
+
+def _writer(path: Path, how: str) -> tuple[subprocess.Popen, Path]:
+    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path), how], cwd=ROOT, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return child, Path(child.stdout.readline().strip())
+
+
+def test_a_killed_writers_temporary_is_removed_and_a_live_writers_kept(tmp_path):
+    dead, live = tmp_path / "dead" / "a_kus_Uniform8.mat", tmp_path / "live" / "b_kus_Uniform8.mat"
+    killed, stale = _writer(dead, "kill")
+    killed.wait()
+    running, busy = _writer(live, "hold")
+    assert stale.is_file() and busy.is_file() and temporary_target(stale.name) == dead.name
+    others = [dead.parent / n for n in (".c_kus_Uniform8.mat.abcd1234.part", ".a_kus_Uniform8.mat.part", "notes.txt")]
+    for path in others:
+        path.write_text("not ours to delete")
+    try:
+        assert remove_stale_temporaries(dead.parent, {dead.name}) == [stale]
+        assert remove_stale_temporaries(live.parent, {live.name}) == []  # being written right now
+        assert busy.is_file() and all(p.is_file() for p in others)
+        running.stdin.close()
+        assert running.wait(timeout=30) == 0
+    finally:
+        running.kill()
+    assert live.read_bytes() == b"the whole file" and not busy.exists()
+    assert remove_stale_temporaries(tmp_path / "absent", {"x.mat"}) == []
+
+
+def test_without_locks_writes_still_happen_and_no_temporary_is_called_stale(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    write_img4ranking(tmp_path / "x.mat", np.ones((2, 2)))
+    assert scipy.io.loadmat(tmp_path / "x.mat")["img4ranking"].shape == (2, 2)
+    with atomic_path(tmp_path / "y.mat") as tmp:
+        tmp.write_bytes(b"")
+        with pytest.raises(OSError, match="cannot lock"):
+            remove_stale_temporaries(tmp_path, {"y.mat"})
 
 
 def test_matlab_shape_drops_only_trailing_singletons():

@@ -3,22 +3,34 @@
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
+from conftest import MINI_SERIES, write_case
 from genre.evaluation.reference import reference_image
 from genre import pipeline
 from genre.cli import main
+from genre.commands.predict import worker_device
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
 from genre.data.matio import MatArray, write_mat73
 from genre.recon.sense import CGSense
 from genre.recon.zero_filled import ZeroFilled
+from genre.submission import validate_submission
+
+ROOT = Path(__file__).resolve().parents[1]
 
 from conftest import phantom_kspace, uniform_mask
 
@@ -394,3 +406,212 @@ def test_a_guard_that_cannot_score_is_refused_in_one_line(mini_tree, tmp_path, c
             caplog.clear()
             assert main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / guard), "--method", "genre", "--guard", guard]) == 2
         assert len(caplog.records) == 1 and ("--guard" in caplog.text or "unknown method" in caplog.text), guard
+def test_concurrent_writability_checks_never_collide(tmp_path):
+    """Two predicts sharing an output tree met on one .write-test name (about 6 % of runs failed)."""
+    inp, out, errors = tmp_path / "in", tmp_path / "out", []
+    inp.mkdir()
+
+    def check():
+        for _ in range(50):
+            try:
+                pipeline.check_roots(inp, out)
+            except pipeline.PredictionSetupError as exc:
+                errors.append(str(exc))
+
+    workers = [threading.Thread(target=check) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == [] and list(out.iterdir()) == []
+
+
+def test_a_rerun_removes_its_own_leftover_temporaries_and_nothing_else(mini_tree, tmp_path, caplog):
+    out = tmp_path / "out"
+    args = ["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled"]
+    assert main(args) == 0
+    case = find_cases(mini_tree)[0]
+    target = case.output_path(out)
+    fd, stale = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)  # as a killed writer left it
+    os.close(fd)
+    stale = Path(stale)
+    foreign = case.output_path(out).parent / ".notes.part"
+    foreign.write_text("someone else's file")
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 1  # the foreign file is an extra file for the graders
+    assert not stale.exists() and foreign.is_file()
+    assert f"removed {stale}" in caplog.text and ".notes.part: unexpected hidden file" in caplog.text
+    foreign.unlink()
+    assert main(args) == 0
+
+
+def test_a_folder_that_cannot_be_locked_is_a_warning_not_a_failure(mini_tree, tmp_path, caplog, monkeypatch):
+    def no_locks(folder, names):
+        raise OSError(37, f"cannot lock {folder}")
+
+    monkeypatch.setattr(pipeline, "remove_stale_temporaries", no_locks)
+    with caplog.at_level(logging.WARNING):
+        report = pipeline.predict_tree(mini_tree, tmp_path / "out", ZeroFilled())
+    assert report.ok and "left any temporaries of interrupted runs in place (cannot lock" in caplog.text
+
+
+# Stands in for a kill during a write: half of the first output's bytes reach its temporary, then
+# the process says so and waits to be killed.
+HALF_WRITTEN = """
+import io, sys, time
+from pathlib import Path
+import scipy.io
+
+savemat = scipy.io.savemat
+
+def half_then_wait(handle, *args, **kwargs):
+    whole = io.BytesIO()
+    savemat(whole, *args, **kwargs)
+    handle.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+    handle.flush()
+    Path(sys.argv[1]).touch()
+    time.sleep(600)
+
+scipy.io.savemat = half_then_wait
+from genre.cli import main
+main(sys.argv[2:])
+"""
+
+
+def _start(command, log_path):
+    with open(log_path, "w") as log:
+        return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+
+
+def _kill_when(child, condition, then=0.0, timeout=120):
+    """SIGKILL ``child`` ``then`` seconds after ``condition()`` holds (or once it has ended)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and child.poll() is None:
+        assert time.monotonic() < deadline, "the run never got there"
+        time.sleep(0.005)
+    time.sleep(then)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+
+@pytest.mark.slow
+def test_a_kill_9_at_any_moment_then_a_rerun_gives_the_uninterrupted_tree(tmp_path):
+    inp = tmp_path / "input"
+    for i, (stem, modality, frames, slices, timed) in enumerate(MINI_SERIES * 2):
+        write_case(inp, stem, modality, frames, slices, timed, patient=f"P00{1 + i // len(MINI_SERIES)}", seed=i)
+    cases = find_cases(inp)
+    reference = tmp_path / "reference"
+    assert pipeline.predict_tree(inp, reference, ZeroFilled()).ok
+    out = tmp_path / "out"
+    predict = ["predict", "--input", str(inp), "--output", str(out), "--method", "zero-filled"]
+    genre = [sys.executable, "-m", "genre", *predict]
+
+    def outputs():
+        return sum(case.output_path(out).is_file() for case in cases)
+
+    # In the middle of writing the first output.
+    writing = tmp_path / "writing"
+    _kill_when(_start([sys.executable, "-c", HALF_WRITTEN, str(writing), *predict], tmp_path / "0.log"), writing.exists)
+    [partial] = [p for p in out.rglob("*") if p.is_file()]
+    assert partial.name.endswith(".part") and outputs() == 0
+    # Between files: once the rerun has written two outputs.
+    _kill_when(_start(genre, tmp_path / "1.log"), lambda: outputs() >= 2)
+    assert f"removed {partial}" in (tmp_path / "1.log").read_text()
+    # At a moment nobody chose, once the run has started work.
+    child = _start(genre, tmp_path / "2.log")
+    _kill_when(child, lambda: "files under" in (tmp_path / "2.log").read_text(), then=np.random.default_rng(11).uniform(0, 0.1))
+
+    last = subprocess.run(genre, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert validate_submission(out, inp, OutputMode.FULL).ok
+    for case in cases:
+        np.testing.assert_array_equal(scipy.io.loadmat(case.output_path(out))["img4ranking"],
+                                      scipy.io.loadmat(case.output_path(reference))["img4ranking"])
+
+
+def test_shards_are_disjoint_cover_the_tree_and_check_only_their_own_files(mini_tree, tmp_path, caplog):
+    out, cases = tmp_path / "out", find_cases(mini_tree)
+    with caplog.at_level(logging.INFO):
+        first = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(0, 2))
+        pipeline.log_summary(first)
+    assert first.ok and len(first.done) == 2  # the other shard's file is missing, and not this shard's problem
+    assert "genre validate-submission" in caplog.text and "shard 1/2's outputs pass" in caplog.text
+    second = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(1, 2))
+    assert second.ok and not set(first.done) & set(second.done)
+    assert sorted(first.done + second.done) == sorted(c.output_path(out) for c in cases)
+    assert validate_submission(out, mini_tree, OutputMode.FULL).ok
+    again = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(0, 2))
+    assert again.skipped == first.done  # the same share on a rerun
+    more = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(3, 4))
+    assert more.ok and not more.done and not more.skipped  # more shards than files: nothing to do
+
+
+def test_shards_running_at_once_finish_the_tree_a_killed_run_left(mini_tree, tmp_path):
+    out, cases = tmp_path / "out", find_cases(mini_tree)
+    target = cases[0].output_path(out)
+    target.parent.mkdir(parents=True)
+    fd, stale = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    reports = {}
+
+    def work(index):
+        reports[index] = pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(index, 2))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(r.ok for r in reports.values()) and sum(len(r.done) for r in reports.values()) == len(cases)
+    assert not Path(stale).exists() and validate_submission(out, mini_tree, OutputMode.FULL).ok
+
+
+def test_a_plain_rerun_redoes_what_a_shard_left_and_checks_the_whole_tree(mini_tree, tmp_path):
+    out = tmp_path / "out"
+    pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(1, 3))
+    report = pipeline.predict_tree(mini_tree, out, ZeroFilled())
+    assert report.ok and len(report.skipped) == 1 and len(report.done) == 2 and not report.whole_tree_check
+    (out / "TaskR1" / "extra.txt").write_text("x")
+    assert pipeline.predict_tree(mini_tree, out, ZeroFilled(), shard=pipeline.Shard(1, 3)).ok
+    assert not pipeline.predict_tree(mini_tree, out, ZeroFilled()).ok
+
+
+@pytest.mark.parametrize("value", ["0/2", "3/2", "2", "a/b", "1/0", "-1/2", "1/2/3", "²/4"])
+def test_a_bad_shard_is_refused_in_one_line(mini_tree, tmp_path, caplog, value):
+    with caplog.at_level(logging.ERROR):
+        assert main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / "o"), f"--shard={value}"]) == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith(f"--shard {value}: expected I/N") and "\n" not in error
+    assert not (tmp_path / "o").exists()
+
+
+def test_under_torchrun_each_rank_takes_its_share(mini_tree, tmp_path, caplog, monkeypatch):
+    out = tmp_path / "out"
+    args = ["predict", "--input", str(mini_tree), "--output", str(out), "--method", "zero-filled"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 0
+    expected = pipeline.Shard(1, 2).take(find_cases(mini_tree))
+    assert _outputs(out) == sorted(c.relative for c in expected) and "shard 2/2" in caplog.text
+    assert main(args + ["--shard", "1/2"]) == 0  # --shard wins over the rank
+    assert len(_outputs(out)) == len(find_cases(mini_tree))
+    monkeypatch.setenv("RANK", "2")
+    with caplog.at_level(logging.ERROR):
+        assert main(args) == 2
+    assert "RANK=2 WORLD_SIZE=2: not a worker" in caplog.text
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert main(args) == 0  # a job of one worker does the whole tree
+
+
+def test_a_torchrun_worker_computes_on_its_local_rank_gpu(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert worker_device(torch.device("cuda"), {"LOCAL_RANK": "3"}) == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 1)]
+    assert worker_device(torch.device("cpu"), {"LOCAL_RANK": "3"}) == torch.device("cpu")
+    assert worker_device(torch.device("cuda"), {}) == torch.device("cuda")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import pickle
 import shutil
 import socket
 from dataclasses import replace
@@ -106,11 +108,20 @@ def test_run_writes_weights_logs_and_plots(run_a):
     assert json.loads((run_a / "config.json").read_text())["train"]["epochs"] == 1
 
 
-def test_resumed_run_repeats_the_next_step_exactly(run_a, data, tmp_path):
+def test_resumed_run_repeats_the_next_step_exactly(run_a, data, tmp_path, caplog):
     out = tmp_path / "b"
     shutil.copytree(run_a, out)
-    (out / "checkpoints" / "step_00000003.pt").unlink()  # as if the run had stopped after step 2
-    run_training(CONFIG, data, out, resume=True, device="cpu")
+    # As if the run had stopped after step 2: step 3's state truncated (a full disk, a bad copy),
+    # and the temporaries of a kill while saving.
+    latest = out / "checkpoints" / "step_00000003.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    orphans = [out / "checkpoints" / "step_00000004.pt.tmp", out / "last.safetensors.tmp", out / "last.json.tmp"]
+    for path in orphans:
+        path.write_bytes(b"half")
+    with caplog.at_level(logging.INFO):
+        run_training(CONFIG, data, out, resume=True, device="cpu")
+    assert not any(p.exists() for p in orphans) and f"removed {orphans[0]}" in caplog.text
+    assert f"{latest}: unreadable, truncated" in caplog.text and "resuming " + str(out / "checkpoints" / "step_00000002.pt") in caplog.text
     rows_a, rows_b = _rows(run_a / "log.csv"), _rows(out / "log.csv")
     assert [r["step"] for r in rows_b] == ["1", "2", "3"]  # step 3 was redone, not appended twice
     assert _rows(out / "val.csv") == _rows(run_a / "val.csv")
@@ -179,6 +190,51 @@ def test_command_refuses_bad_input(data, tmp_path, caplog):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "y"), "--holdout-domains", "Center9/X"]) == 2
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "z"), "--batch-size", "2"]) == 2
     assert "one matrix size" in caplog.text
+
+
+def _checkpoint_file(path: Path, kind: str) -> None:
+    if kind == "text":
+        path.write_text("not a checkpoint at all")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps(Path("x"), protocol=2))
+    elif kind == "list":
+        torch.save([1, 2], path)
+    elif kind == "dict":
+        torch.save({"step": 3, "weights": torch.zeros(2)}, path)
+
+
+@pytest.mark.parametrize("kind,problem", [
+    ("text", "not a training state (not tensors and plain data"),
+    ("empty", "unreadable, truncated or not written by torch.save (EOFError"),
+    ("pickle", "not a training state (not tensors and plain data"),
+    ("list", "not a training state (holds a list, not a dict)"),
+    ("dict", "not a training state (no 'config', 'epoch'"),
+])
+def test_a_file_that_is_no_training_state_is_refused_in_one_line(data, tmp_path, caplog, kind, problem):
+    path = training_state.state_path(tmp_path, 7)
+    path.parent.mkdir()
+    _checkpoint_file(path, kind)
+    with pytest.raises(training_state.CheckpointError) as raised:
+        training_state.load_state(path)
+    assert str(raised.value).startswith(f"{path}: {problem}") and "\n" not in str(raised.value)
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--data", str(data), "--out", str(tmp_path), "--preset", "tiny", "--resume"]) == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error == f"no usable training checkpoint in {path.parent}: {raised.value}"
+
+
+def test_a_state_of_other_networks_is_refused_in_one_line(run_a, data, tmp_path, caplog):
+    state = training_state.load_state(run_a / "checkpoints" / "step_00000002.pt")
+    state["generator"] = {"conv.weight": torch.zeros(1)}
+    training_state.save_state(training_state.state_path(tmp_path, 2), state)
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--data", str(data), "--out", str(tmp_path), "--preset", "tiny", "--resume",
+                     "--num-workers", "0"]) == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith(f"{training_state.state_path(tmp_path, 2)}: not a state of this run's networks (RuntimeError: ")
+    assert "\n" not in error
 
 
 def test_config_round_trips_through_json():

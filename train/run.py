@@ -149,14 +149,41 @@ def _scan(config: TrainConfig, data: Path):
     return train_files, val_files, unseen_files
 
 
+def resumable_state(out: Path) -> tuple[Path, dict[str, Any], TrainConfig]:
+    """The newest training state in ``out`` that can be resumed from: its path, the state and its config.
+
+    A newer one that cannot (truncated by a kill, or not a training state) is skipped with a
+    warning naming it; none at all raises :class:`TrainingSetupError` with the newest one's problem.
+    """
+    problems = []
+    for path in reversed(training_state.list_states(out)):
+        try:
+            state = training_state.load_state(path)
+            config = _saved_config(path, state)
+        except training_state.CheckpointError as exc:
+            problems.append(str(exc))
+            log.warning("%s; trying the checkpoint before it", exc)
+            continue
+        return path, state, config
+    raise TrainingSetupError(f"no usable training checkpoint in {out / training_state.STATE_DIR}: {problems[0]}")
+
+
+def _saved_config(path: Path, state: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as exc:
+        raise training_state.CheckpointError(f"{path}: its config cannot be used ({exc})") from None
+
+
 def run_training(
     config: TrainConfig, data: Path | None, out: Path, resume: bool = False, device: str = "auto",
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run in ``out``; returns the summary of :meth:`Trainer.fit`.
 
-    With ``resume`` the config saved in ``out``'s latest checkpoint replaces ``config`` except
-    for :data:`RUNTIME_FIELDS`; without a checkpoint, the run starts afresh (with a warning).
+    With ``resume`` the config saved in ``out``'s newest usable checkpoint (:func:`resumable_state`)
+    replaces ``config`` except for :data:`RUNTIME_FIELDS`; without a checkpoint, the run starts
+    afresh (with a warning). Temporaries of a run killed while saving are removed first.
     Without ``resume`` an ``out`` that already holds checkpoints is refused. ``command`` (the
     command line) goes into the weights' sidecars, beside the commands of earlier sessions of a
     resumed run. Raises
@@ -173,12 +200,11 @@ def run_training(
             raise TrainingSetupError(f"{out}: holds a run ({latest.name}); pass --resume to continue it or choose another --out")
         if resume and latest is None:
             log.warning("%s: no checkpoint to resume from; starting a new run", out)
+        if ctx.is_main:
+            for path in training_state.remove_temporaries(out):
+                log.warning("removed %s, left by a run killed while saving", path)
         if resume and latest is not None:
-            try:
-                state = training_state.load_state(latest)
-                saved = TrainConfig.from_dict(state["config"])
-            except (OSError, RuntimeError, ValueError, KeyError) as exc:
-                raise TrainingSetupError(f"{latest}: not a usable training checkpoint ({exc})") from None
+            latest, state, saved = resumable_state(out)
             given, kept = config.to_dict(), saved.to_dict()
             ignored = [f"{k}={given[k]!r} (the run has {kept[k]!r})" for k in kept
                        if given[k] != kept[k] and k not in RUNTIME_FIELDS]
@@ -205,6 +231,10 @@ def run_training(
                 trainer.load_state_dict(state)
             except ValueError as exc:
                 raise TrainingSetupError(f"{latest}: {exc}") from None
+            except (KeyError, IndexError, TypeError, RuntimeError) as exc:
+                # load_state_dict's own messages run over several lines: the first says what failed.
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise TrainingSetupError(f"{latest}: not a state of this run's networks ({type(exc).__name__}: {first})") from None
         log.info("training %s preset on %s (%d process%s): %d samples in %d %s domains, %d steps per epoch",
                  config.preset, ctx.device, ctx.world_size, "es" if ctx.distributed else "", len(train_set),
                  trainer.sampler.num_domains, config.domain_key, trainer.steps_per_epoch())

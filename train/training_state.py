@@ -9,11 +9,16 @@ processes). Everything in it is plain data and tensors, so it loads with ``weigh
 
 The generator weights for inference are written separately with
 :func:`genre.weights_file.save_weights` (``best.safetensors`` / ``last.safetensors``).
+
+A run killed while saving leaves ``step_*.pt.tmp`` (and ``*.safetensors.tmp`` / ``*.json.tmp``
+from the weights); :func:`remove_temporaries` clears them. A state that cannot be read, or is
+not a training state, raises :class:`CheckpointError` with one line naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,13 @@ import torch
 
 STATE_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{8,})\.pt$")
+#: What a state holds whichever losses are on (the discriminator's entries only with the GAN).
+_KEYS = ("config", "step", "epoch", "step_in_epoch", "best", "epoch_losses", "generator", "optimizers",
+         "schedulers", "objective", "ranks")
+
+
+class CheckpointError(Exception):
+    """A training state that cannot be resumed from; ``str()`` is one line naming the file and the problem."""
 
 
 def state_path(out: Path, step: int) -> Path:
@@ -43,7 +55,7 @@ def latest_state(out: Path) -> Path | None:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` atomically (temporary file, then rename)."""
+    """Write ``state`` atomically (``<path>.tmp``, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -51,8 +63,35 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """A state written by :func:`save_state`, on the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A state written by :func:`save_state`, on the CPU; :class:`CheckpointError` if it is unreadable or no state."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run whatever the file holds.
+        raise CheckpointError(f"{path}: not a training state (not tensors and plain data as torch.save writes them)") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load raises anything (KeyError, EOFError, RuntimeError) on garbage
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:120]}" if lines else type(exc).__name__
+        raise CheckpointError(f"{path}: unreadable, truncated or not written by torch.save ({detail})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a training state (holds a {type(state).__name__}, not a dict)")
+    missing = [key for key in _KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training state (no {', '.join(map(repr, missing))})")
+    return state
+
+
+def remove_temporaries(out: Path) -> list[Path]:
+    """Delete what :func:`save_state` and the weights' writer leave when killed mid-write in run folder ``out``; returns them.
+
+    Only the trainer writes into its run folder, so any such temporary is an orphan.
+    """
+    out = Path(out)
+    found = [p for p in (out / STATE_DIR).glob("step_*.pt.tmp") if _NAME.match(p.name[: -len(".tmp")])]
+    found += [*out.glob("*.safetensors.tmp"), *out.glob("*.json.tmp")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return sorted(found)
 
 
 def prune(out: Path, keep: int) -> None:

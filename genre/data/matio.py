@@ -9,16 +9,20 @@ Files that are not HDF5 (MAT v5 and older) are read with scipy and transposed to
 Writing: outputs are MAT v5 files written with :func:`scipy.io.savemat` (the grader cannot read
 v7.3), and the synthetic generator writes v7.3 files as MATLAB does. Every write goes to a
 temporary file in the destination folder and is renamed into place, so a crash never leaves a
-half-written file under its final name.
+half-written file under its final name; the temporaries a killed writer leaves behind are
+told from live ones by a folder lock (:func:`atomic_path`, :func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -172,19 +176,82 @@ def _chunk_cache(data: h5py.Dataset) -> h5py.h5p.PropDAID:
     return access
 
 
+#: The name :func:`atomic_path` gives a temporary: ``.<final name>.<mkstemp's 8 random characters>.part``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$")
+
+
 @contextlib.contextmanager
 def atomic_path(path: os.PathLike | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it.
+
+    The temporary is ``.<name>.<random>.part``. While it exists the writer holds a shared lock on
+    the folder, which tells :func:`remove_stale_temporaries` that it is being written right now.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    # Why a lock rather than the writer's pid and host in the name, or an age threshold: the kernel
+    # drops a killed process's locks at once, so a rerun straight after a kill -9 clears what it
+    # left, while a live writer's temporary is never taken. A pid says nothing across containers
+    # (the harness runs predict.py as pid 1 in each one) and is reused; an age threshold either
+    # keeps a fresh leftover (and the rerun fails the submission check) or takes a slow live
+    # write. The folder is locked, not the temporary, because HDF5 takes its own exclusive lock
+    # on a file it writes (write_mat73, repack_mat73), which a lock of ours on it would block.
+    folder = _open_folder(path.parent)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # a filesystem without locks: write unprotected rather than not at all
+            fcntl.flock(folder, fcntl.LOCK_SH)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        os.close(folder)  # releases the lock
+
+
+def _open_folder(folder: Path) -> int:
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def temporary_target(name: str) -> str | None:
+    """The final file name a temporary of :func:`atomic_path` called ``name`` was for; None for any other name."""
+    match = _TEMPORARY.match(name)
+    return match["name"] if match else None
+
+
+def remove_stale_temporaries(folder: os.PathLike | str, names: Collection[str]) -> list[Path]:
+    """Delete the temporaries :func:`atomic_path` left in ``folder`` for the files ``names`` when no writer is alive.
+
+    Returns the deleted paths (none when the folder does not exist). A folder a live writer holds
+    is left alone: every run clears its output folders before its first write, so that writer
+    found this one clear, and what a run killed since then left here is cleared by the next run
+    that finds no writer (the submission check names it meanwhile). Raises ``OSError`` when the
+    filesystem has no locks, where a live temporary cannot be told from a stale one.
+    """
+    folder = Path(folder)
+    try:
+        handle = _open_folder(folder)
+    except FileNotFoundError:
+        return []
+    removed = []
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []
+        except OSError as exc:
+            problem = f"cannot lock {folder} to tell stale temporaries from live ones ({exc.strerror or exc})"
+            raise OSError(exc.errno or errno.ENOLCK, problem) from None
+        for entry in os.scandir(folder):
+            if temporary_target(entry.name) in names and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    finally:
+        os.close(handle)
+    return sorted(removed)
 
 
 def matlab_shape(shape: Sequence[int]) -> tuple[int, ...]:
