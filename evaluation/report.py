@@ -134,7 +134,9 @@ def format_tree_report(result: TreeResult) -> str:
     out.write(f"{'task':<8} {'grouped by':<14} {'groups':>6}  {_TRIPLE_HEAD}  | sym {_TRIPLE_HEAD}\n")
     for task in task_scores(result.files):
         out.write(f"{task.task:<8} {task.grouped_by:<14} {len(task.groups):>6}  {_triple(task.leaderboard)}  |     {_triple(task.symmetric)}\n")
-        if task.empty_groups:
+        if task.empty_groups == len(task.groups):
+            out.write(f"{'':<8} no valid file in any group: SSIM and PSNR 0, NMSE undefined (the test scorer stops with ZeroDivisionError)\n")
+        elif task.empty_groups:
             out.write(f"{'':<8} {task.empty_groups} group(s) without any valid file left out of the mean, as the grader does\n")
     return out.getvalue()
 
