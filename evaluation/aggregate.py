@@ -12,6 +12,14 @@ Details kept from the grader's pandas code: NaN file scores are skipped in sums 
 count as valid), an inf PSNR (a perfect image) makes the sums inf, and a group without any
 valid file is left out of the mean over groups rather than counted as 0 (its ``groupby`` runs
 over valid files only; the report says how many were left out).
+
+When no group of a task has a valid file (every file missing or failed), the task scores SSIM 0
+and PSNR 0, not NaN: nothing was scored. Its NMSE stays NaN (printed ``-``): the adjusted NMSE
+has no valid file to average, and 0 would read as a perfect one. The organizers' test scorer
+stops there with ``ZeroDivisionError`` (its mean over groups divides by the number of groups
+with a valid file). The validation scorer computes the same adjusted means per group but no
+mean over groups, and lists no values for a group without a valid file. Where the two scorers
+differ is how each file is scored (:class:`~genre.evaluation.metrics.Grader`), not here.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ class Metrics:
     ssim: float
     psnr: float
     nmse: float
+
+
+#: The adjusted means of a group, or the score of a task, without any valid file.
+NOTHING_SCORED = Metrics(0.0, 0.0, float("nan"))
 
 
 @dataclass(frozen=True)
@@ -133,7 +145,7 @@ def adjusted_means(files: Sequence[FileResult], symmetric: bool = False) -> Metr
     expected = len(files)
     scores = _scores(files, symmetric)
     if not scores:
-        return Metrics(0.0, 0.0, float("nan"))
+        return NOTHING_SCORED
     return Metrics(
         _nan_quiet(np.nansum, [s.ssim for s in scores]) / expected,
         _nan_quiet(np.nansum, [s.psnr for s in scores]) / expected,
@@ -152,7 +164,7 @@ def leaderboard_group(case: Case) -> str:
 def _mean_of_groups(groups: Sequence[GroupScore], symmetric: bool) -> Metrics:
     counted = [(g.symmetric if symmetric else g.leaderboard) for g in groups if g.valid]
     if not counted:
-        return Metrics(float("nan"), float("nan"), float("nan"))
+        return NOTHING_SCORED
     # A plain mean, as the grader's sum()/len(): a NaN group makes the task NaN.
     return Metrics(*(float(np.mean([getattr(m, name) for m in counted])) for name in ("ssim", "psnr", "nmse")))
 

@@ -4,9 +4,10 @@ The expected files are every ``*_kus_*.mat`` of the ground-truth tree (``find_ca
 validation-like root holding ``UnderSample_<T>``, ``Mask_<T>`` and ``FullSample_<T>``); the
 prediction for a case is ``case.output_path(pred_root)``, the path ``genre predict`` writes.
 A file without a prediction is *missing*; one that cannot be read or scored (unreadable, shape
-mismatch, non-finite values, no ground truth) is an *error*. Both score 0 in the leaderboard
-aggregation (:mod:`genre.evaluation.aggregate`). Arrays are compared in MATLAB order, as the grader
-reads them.
+mismatch, non-finite values, no ground truth, a 2-D array under the validation scorer) is an
+*error*. Both score 0 in the leaderboard aggregation (:mod:`genre.evaluation.aggregate`). Arrays
+are compared in MATLAB order as the chosen scorer (:class:`~genre.evaluation.metrics.Grader`)
+loads and compares them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from genre.evaluation.metrics import ScoreError, ShapeMismatch, VolumeScore, score_pair
+from genre.evaluation.metrics import Grader, ScoreError, ShapeMismatch, VolumeScore, score_pair
 from genre.evaluation.reference import GroundTruthError, read_img4ranking, reference_image
 from genre.data.cmrx import Case, find_cases
 from genre.data.contract import OutputMode
@@ -43,7 +45,7 @@ class FileResult:
     case: Case
     status: str  # OK, MISSING or ERROR
     message: str = ""
-    leaderboard: VolumeScore | None = None  # the grader's argument order
+    leaderboard: VolumeScore | None = None  # the scorer's argument order
     symmetric: VolumeScore | None = None  # ground truth always the reference
 
     @property
@@ -59,6 +61,7 @@ class TreeResult:
     gt_root: Path
     mode: OutputMode
     files: tuple[FileResult, ...]
+    grader: Grader = Grader.VALIDATION
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -83,22 +86,44 @@ def expected_cases(gt_root: os.PathLike | str) -> list[Case]:
     return cases
 
 
-def score_file(case: Case, gt: np.ndarray, path: Path, mode: OutputMode) -> FileResult:
-    """Read and score the prediction at ``path`` against its ground truth (MATLAB order)."""
+def read_prediction(path: Path, grader: Grader) -> np.ndarray:
+    """The ``img4ranking`` of ``path`` as ``grader`` loads it. Raises ``MatFileError``.
+
+    Both scorers read MAT v5 with scipy (MATLAB order). A v7.3 (HDF5) file they read with h5py,
+    whose order is MATLAB's reversed: the test scorer transposes it back, the validation scorer
+    does not, so there its shape no longer matches the ground truth's.
+    """
+    pred = read_img4ranking(path)
+    if grader is Grader.VALIDATION and h5py.is_hdf5(path):
+        return np.ascontiguousarray(pred.T)
+    return pred
+
+
+def score_file(case: Case, gt: np.ndarray, path: Path, mode: OutputMode, grader: Grader = Grader.VALIDATION) -> FileResult:
+    """Read and score the prediction at ``path`` against its ground truth (MATLAB order) as ``grader`` does."""
     try:
-        pred = read_img4ranking(path)
-        leaderboard, symmetric = score_pair(gt, pred)
+        pred = read_prediction(path, grader)
+        leaderboard, symmetric = score_pair(gt, pred, grader)
     except ShapeMismatch as exc:
-        return FileResult(case, ERROR, f"{path}: {exc}; ground truth in {mode.value} mode, see --output-mode")
+        return FileResult(case, ERROR, f"{path}: {exc}; {_mismatch_hint(gt, pred, path, mode, grader)}")
     except ScoreError as exc:
         return FileResult(case, ERROR, f"{path}: {exc}")
     except MatFileError as exc:
         return FileResult(case, ERROR, str(exc))
     message = ""
     if pred.shape != gt.shape:
-        # The test grader squeezes both arrays; the validation scorer compares them as they are.
+        # Only the test scorer gets here with different shapes: it squeezes both arrays.
         message = f"{path}: shapes differ in singleton dims only (ground truth {gt.shape}, prediction {pred.shape}); the validation scorer would reject it"
     return FileResult(case, OK, message, leaderboard, symmetric)
+
+
+def _mismatch_hint(gt: np.ndarray, pred: np.ndarray, path: Path, mode: OutputMode, grader: Grader) -> str:
+    """The likely cause of a shape mismatch, for its message."""
+    if grader is Grader.VALIDATION and h5py.is_hdf5(path):
+        return "the prediction is a MAT v7.3 (HDF5) file, which the validation scorer reads with its dimensions reversed (as shown): write MAT v5"
+    if np.squeeze(gt).shape == np.squeeze(pred).shape:
+        return "the test scorer squeezes both and would score it, see --grader"
+    return f"ground truth in {mode.value} mode, see --output-mode"
 
 
 def evaluate_methods(
@@ -106,12 +131,14 @@ def evaluate_methods(
     gt_root: os.PathLike | str,
     mode: OutputMode = OutputMode.FULL,
     progress: bool = True,
+    grader: Grader = Grader.VALIDATION,
 ) -> dict[str, TreeResult]:
     """Score several prediction trees ``{method name: root}`` against one ground truth.
 
-    Each reference image is built once and compared with every method's file. ``mode`` is the
-    reduction of ground truth built from k-space (ignored for ``img4ranking`` ground truth).
-    Raises :class:`EvaluationError` for a missing prediction folder or an empty ground truth.
+    Each reference image is built once and compared with every method's file as ``grader``
+    compares them. ``mode`` is the reduction of ground truth built from k-space (ignored for
+    ``img4ranking`` ground truth). Raises :class:`EvaluationError` for a missing prediction
+    folder or an empty ground truth.
     """
     roots = {name: Path(root) for name, root in pred_roots.items()}
     for name, root in roots.items():
@@ -122,14 +149,14 @@ def evaluate_methods(
     with logging_redirect_tqdm():
         # disable=None: a bar on a terminal, nothing in logs and pipes.
         for case in tqdm(cases, desc="evaluate", unit="file", disable=None if progress else True):
-            for name, result in _score_case(case, roots, Path(gt_root), mode).items():
+            for name, result in _score_case(case, roots, Path(gt_root), mode, grader).items():
                 if result.message:
                     log.warning("%s%s", f"[{name}] " if len(roots) > 1 else "", result.message)
                 files[name].append(result)
-    return {name: TreeResult(roots[name], Path(gt_root), mode, tuple(files[name])) for name in roots}
+    return {name: TreeResult(roots[name], Path(gt_root), mode, tuple(files[name]), grader) for name in roots}
 
 
-def _score_case(case: Case, roots: dict[str, Path], gt_root: Path, mode: OutputMode) -> dict[str, FileResult]:
+def _score_case(case: Case, roots: dict[str, Path], gt_root: Path, mode: OutputMode, grader: Grader) -> dict[str, FileResult]:
     paths = {name: case.output_path(root) for name, root in roots.items()}
     gt, gt_problem = None, ""
     if any(path.is_file() for path in paths.values()):  # else the reference need not be built
@@ -144,7 +171,7 @@ def _score_case(case: Case, roots: dict[str, Path], gt_root: Path, mode: OutputM
         elif gt is None:
             results[name] = FileResult(case, ERROR, gt_problem)
         else:
-            results[name] = score_file(case, gt, path, mode)
+            results[name] = score_file(case, gt, path, mode, grader)
     return results
 
 
@@ -153,6 +180,7 @@ def evaluate_tree(
     gt_root: os.PathLike | str,
     mode: OutputMode = OutputMode.FULL,
     progress: bool = True,
+    grader: Grader = Grader.VALIDATION,
 ) -> TreeResult:
     """Score one prediction tree; see :func:`evaluate_methods`."""
-    return evaluate_methods({"prediction": pred_root}, gt_root, mode, progress)["prediction"]
+    return evaluate_methods({"prediction": pred_root}, gt_root, mode, progress, grader)["prediction"]

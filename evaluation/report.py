@@ -8,8 +8,8 @@
 * The printed table: the same numbers for a terminal. ``inf`` (PSNR of an exact image) is
   printed as ``inf`` and averages to ``inf``, as in the grader; ``-`` means no value.
 
-Columns ending in ``_sym`` hold the GT-referenced score; the others the grader's argument order
-(:mod:`genre.evaluation.metrics`).
+Columns ending in ``_sym`` hold the GT-referenced score; the others the argument order of the
+scorer named in ``per_file.csv``'s ``grader`` column (:mod:`genre.evaluation.metrics`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from genre.data.matio import atomic_path
 
 PER_FILE_COLUMNS = (
     "file", "task", "modality", "stem", "pattern", "acceleration", "centre", "vendor", "patient",
-    "status", "message", "images", "psnr", "ssim", "nmse", "psnr_sym", "ssim_sym", "nmse_sym",
+    "status", "message", "images", "psnr", "ssim", "nmse", "psnr_sym", "ssim_sym", "nmse_sym", "grader",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "section", "key", "files_expected", "files_scored",
@@ -60,6 +60,7 @@ def per_file_rows(result: TreeResult) -> list[list[str]]:
             case.relative.as_posix(), loc.task, loc.modality, case.stem, case.pattern, str(case.acceleration),
             loc.centre, loc.vendor, loc.patient, f.status, f.message, str(lb.images) if lb else "",
             *(_csv_number(getattr(s, m) if s else None) for s in (lb, sym) for m in ("psnr", "ssim", "nmse")),
+            result.grader.value,
         ])  # fmt: skip
     return rows
 
@@ -117,7 +118,8 @@ def format_tree_report(result: TreeResult) -> str:
     out.write(
         f"{n} files expected: {result.count(OK)} scored, {result.count(MISSING)} missing, {result.count(ERROR)} failed\n"
         f"predictions   {result.pred_root}\nground truth  {result.gt_root} ({result.mode.value} mode where built from k-space)\n"
-        "Means over scored files; left: the grader's argument order, right (sym): ground truth as reference.\n"
+        f"scored as the organizers' {result.grader.value} scorer does (--grader)\n"
+        f"Means over scored files; left: the {result.grader.value} scorer's argument order, right (sym): ground truth as reference.\n"
     )
     width = max([14, *(len(k(f.case)) for f in result.files for k in BREAKDOWNS.values())])
     for section, key in BREAKDOWNS.items():
@@ -132,7 +134,9 @@ def format_tree_report(result: TreeResult) -> str:
     out.write(f"{'task':<8} {'grouped by':<14} {'groups':>6}  {_TRIPLE_HEAD}  | sym {_TRIPLE_HEAD}\n")
     for task in task_scores(result.files):
         out.write(f"{task.task:<8} {task.grouped_by:<14} {len(task.groups):>6}  {_triple(task.leaderboard)}  |     {_triple(task.symmetric)}\n")
-        if task.empty_groups:
+        if task.empty_groups == len(task.groups):
+            out.write(f"{'':<8} no valid file in any group: SSIM and PSNR 0, NMSE undefined (the test scorer stops with ZeroDivisionError)\n")
+        elif task.empty_groups:
             out.write(f"{'':<8} {task.empty_groups} group(s) without any valid file left out of the mean, as the grader does\n")
     return out.getvalue()
 
@@ -182,6 +186,11 @@ def comparison_rows(
     return rows
 
 
+def _scorer_order(results: Mapping[str, TreeResult]) -> str:
+    graders = sorted({r.grader.value for r in results.values()})
+    return f"leaderboard argument order ({' and '.join(graders)} scorer)"
+
+
 def _incomplete(results: Mapping[str, TreeResult]) -> list[str]:
     return [f"{name}: {r.count(MISSING)} missing and {r.count(ERROR)} failed files not in its means"
             for name, r in results.items() if not r.complete]
@@ -200,7 +209,7 @@ def format_comparison(
     width = max(len(r.group) for r in rows)
     lead = f"{'':<{width}} " if width else ""
     out = io.StringIO()
-    out.write(f"score: {'ground truth as reference (sym)' if symmetric else 'leaderboard argument order'}\n")
+    out.write(f"score: {'ground truth as reference (sym)' if symmetric else _scorer_order(results)}\n")
     out.write(f"{lead}{'':<12} {'':>3} {'files':>5} | " + " | ".join(f"{n:^{col}}" for n in names) + "\n")
     out.write(f"{lead}{'pattern':<12} {'R':>3} {'':>5} | " + " | ".join(f"{_TRIPLE_HEAD:>{col}}" for _ in names) + "\n")
     for r in rows:
@@ -225,7 +234,7 @@ def format_comparison_markdown(
     names = list(results)
     rows = comparison_rows(results, symmetric, split)
     grouped = any(r.group for r in rows)
-    score = "ground truth as reference" if symmetric else "the leaderboard's argument order"
+    score = "ground truth as reference" if symmetric else f"the {_scorer_order(results)}"
     out = io.StringIO()
     for metric, digits, larger in _MARKDOWN_METRICS:
         out.write(f"**{metric.upper()}** ({score}; plain means over files)\n\n")

@@ -165,7 +165,8 @@ run "$GENRE" validate-submission "$OUTPUT" --input "$INPUT" --mode test --output
 stage_done
 
 stage "score the output tree"
-run "$GENRE" evaluate --pred "$OUTPUT" --gt "$INPUT" --output-mode "$OUTPUT_MODE" --out "$WORK/evaluation"
+# The test scorer: it is the one that ranks the container's outputs.
+run "$GENRE" evaluate --pred "$OUTPUT" --gt "$INPUT" --output-mode "$OUTPUT_MODE" --grader test --out "$WORK/evaluation"
 stage_done
 
 echo

@@ -36,4 +36,5 @@ for run in $runs; do
         --checkpoint "$out/runs/$run/last.safetensors" --device "${DEVICE:-auto}"
     preds+=("$out/pred/genre-$run")
 done
-"$genre" compare --gt "$out/val" --pred "${preds[@]}" --unseen "$unseen" --out "$out/compare"
+# The test scorer (arrays squeezed): the one docs/benchmarks.md's tables were scored with.
+"$genre" compare --gt "$out/val" --pred "${preds[@]}" --unseen "$unseen" --grader test --out "$out/compare"

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from genre.data.cmrx import parse_case
+from genre.data.contract import OutputMode
 from genre.evaluation.aggregate import adjusted_means, breakdown, leaderboard_group, nanmean, task_scores
-from genre.evaluation.evaluate import ERROR, MISSING, OK, FileResult
+from genre.evaluation.evaluate import ERROR, MISSING, OK, FileResult, TreeResult
 from genre.evaluation.metrics import VolumeScore
+from genre.evaluation.report import format_tree_report
 
 
 ROOT = Path("/data")
@@ -72,3 +74,19 @@ def test_inf_psnr_and_nan_follow_the_graders_pandas_rules():
     (row,) = breakdown(files, lambda c: c.pattern)
     assert (row.key, row.expected, row.scored) == ("Uniform", 2, 2)
     assert math.isinf(row.leaderboard.psnr) and row.leaderboard.nmse == pytest.approx(0.05)
+
+
+def test_a_task_without_any_valid_file_scores_0_not_nan():
+    files = [
+        _result(_path("TaskR1", "Center001", "A", "P001", "cine_sax_kus_Uniform8.mat"), MISSING),
+        _result(_path("TaskR1", "Center002", "B", "P002", "cine_sax_kus_Uniform8.mat"), ERROR),
+    ]
+    (task,) = task_scores(files)
+    assert task.empty_groups == len(task.groups) == 2
+    for metrics in (task.leaderboard, task.symmetric):
+        assert (metrics.ssim, metrics.psnr) == (0.0, 0.0)
+        assert math.isnan(metrics.nmse)  # nothing to average; 0 would be a perfect NMSE
+    text = format_tree_report(TreeResult(ROOT / "pred", ROOT, OutputMode.FULL, tuple(files)))
+    row = next(line for line in text.splitlines() if line.startswith("TaskR1 ") and "centre/vendor" in line)
+    assert row.split()[3:6] == ["0.0000", "0.00", "-"]
+    assert "no valid file in any group: SSIM and PSNR 0" in text and "ZeroDivisionError" in text

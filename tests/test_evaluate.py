@@ -3,21 +3,26 @@
 import csv
 import logging
 import math
+import re
 import shutil
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
 import torch
 from conftest import write_case
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from genre.evaluation.evaluate import ERROR, MISSING, OK, evaluate_methods, evaluate_tree
+from genre.evaluation.metrics import Grader
 from genre.evaluation.reference import reference_image
 from genre.evaluation.report import PER_FILE_COLUMNS, format_comparison, format_comparison_markdown, write_panel
 from genre.cli import main
 from genre.data.cmrx import find_cases, fullsample_path, kspace_layout
 from genre.data.contract import OutputMode, reduce_image
-from genre.data.matio import MatArray, write_img4ranking
+from genre.data.matio import MatArray, write_img4ranking, write_mat73
 from genre.kspace import rss_from_kspace
 
 # (task, stem, modality, frames, slices, timed, ny, nx, pattern, acc, centre, vendor, patient)
@@ -139,13 +144,19 @@ def test_unreadable_non_finite_and_squeezed_predictions(tree, tmp_path):
     cases["T1w"].output_path(pred).write_bytes(b"not a MAT file")
     squeezed = _gt(cases["cine_lax_4ch"], tree, OutputMode.RANKING)[:, :, 0]  # (8, 11, 3) for (8, 11, 1, 3)
     write_img4ranking(cases["cine_lax_4ch"].output_path(pred), squeezed)
-    result = evaluate_tree(pred, tree, OutputMode.RANKING, progress=False)
-    by_stem = {f.case.stem: f for f in result.files}
-    assert by_stem["cine_sax"].status == ERROR and "non-finite" in by_stem["cine_sax"].message
-    assert by_stem["T1w"].status == ERROR and str(cases["T1w"].output_path(pred)) in by_stem["T1w"].message
-    # the test grader squeezes, so it scores; the validation scorer would not: said in the message
-    assert by_stem["cine_lax_4ch"].status == OK and "validation scorer would reject" in by_stem["cine_lax_4ch"].message
-    assert result.count(OK) == 2 and not result.complete
+    results = {grader: evaluate_tree(pred, tree, OutputMode.RANKING, progress=False, grader=grader) for grader in Grader}
+    for result in results.values():
+        by_stem = {f.case.stem: f for f in result.files}
+        assert by_stem["cine_sax"].status == ERROR and "non-finite" in by_stem["cine_sax"].message
+        assert by_stem["T1w"].status == ERROR and str(cases["T1w"].output_path(pred)) in by_stem["T1w"].message
+        assert not result.complete
+    # the test scorer squeezes, so it scores; the validation scorer would not: said in the message
+    lax = {grader: next(f for f in result.files if f.case.stem == "cine_lax_4ch") for grader, result in results.items()}
+    assert lax[Grader.TEST].status == OK and "validation scorer would reject" in lax[Grader.TEST].message
+    assert results[Grader.TEST].count(OK) == 2
+    # the validation scorer compares the shapes as stored: a mismatch, whose message points at --grader
+    assert lax[Grader.VALIDATION].status == ERROR and "does not squeeze" in lax[Grader.VALIDATION].message
+    assert "--grader" in lax[Grader.VALIDATION].message and results[Grader.VALIDATION].count(OK) == 1
 
 
 def test_missing_ground_truth_is_a_failed_file(tree, tmp_path):
@@ -191,6 +202,22 @@ def test_unusable_arguments_exit_2(tree, tmp_path, caplog):
         assert main(["evaluate", "--pred", str(pred), "--gt", str(tree), "--out", str(tmp_path / "a_file" / "eval")]) == 2
         assert "cannot write the reports" in caplog.text
     assert not (pred / "eval").exists()
+
+
+def test_evaluate_help_explains_every_flag_with_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    flags = set(re.findall(r"(--[a-z-]+)", usage)) - {"--help"}
+    assert flags == {"--pred", "--gt", "--output-mode", "--grader", "--out"}
+    examples = [line.strip() for line in text.splitlines() if line.strip().startswith("genre evaluate ")]
+    flat = " ".join(text.split())
+    for flag in flags:
+        assert f"e.g. {flag}" in flat, flag  # in the flag's own help
+        assert any(f"{flag} " in line for line in examples), flag  # and in a worked example
+    for word in ("validation", "(x, y, 1, t)", "SUBMISSION as the reference", "squeezes", "IndexError"):
+        assert word in flat
 
 
 def test_methods_side_by_side(tree, tmp_path):
@@ -255,3 +282,202 @@ def test_compare_splits_seen_and_unseen(tmp_path, capsys):
     markdown = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| domains | pattern | R | files | zero-filled | sense |" in markdown and "| unseen | all |  | 1 |" in markdown
     assert main(args + ["--unseen", "Center009/Nobody"]) == 2
+    # the scorer is the validation one unless --grader says otherwise; the tables and CSV name it
+    assert "(validation scorer)" in table.splitlines()[0] and "(validation scorer" in markdown
+    assert {row["grader"] for row in _rows(tmp_path / "cmp" / "sense" / "per_file.csv")[1].values()} == {"validation"}
+    assert main(args + ["--grader", "test"]) == 0
+    assert "(test scorer)" in capsys.readouterr().out.splitlines()[0]
+    assert {row["grader"] for row in _rows(tmp_path / "cmp" / "sense" / "per_file.csv")[1].values()} == {"test"}
+
+
+# --- Parity with the organizers' scorers -------------------------------------------------------
+# A literal transcription of the validation scorer (CmrxRecon/CMRxRecon2025-snippets,
+# evaluation-2025: Val_Score2025.py compute_metrics, Evaluation.py calmetric and its helpers,
+# loadFun.loadmat's scipy path), kept line for line, independent of genre.evaluation. The test
+# scorer (CMRx-evaluation-snippets, test-2025/Test_Score2025.py) differs in compute_metrics only
+# by np.squeeze on both arrays; its calmetric's 3-D branch is this else branch line for line.
+
+
+def _organizers_loadmat(filename):
+    try:
+        mat_file = scipy.io.loadmat(filename)
+        dataset = mat_file["img4ranking"]
+    except NotImplementedError:  # MAT v7.3: h5py's order, MATLAB's reversed, kept as it is
+        with h5py.File(filename, "r") as f:
+            dataset = f["img4ranking"][:]
+    return dataset
+
+
+def _organizers_nmse(gt, pred):
+    return np.array(np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2)
+
+
+def _organizers_psnr(gt, pred, maxval=None):
+    if maxval is None:
+        maxval = gt.max()
+    return peak_signal_noise_ratio(gt, pred, data_range=maxval)
+
+
+def _organizers_ssim(gt, pred, maxval=None):
+    if maxval is None:
+        maxval = gt.max()
+    return structural_similarity(gt, pred, data_range=maxval)
+
+
+def _organizers_normalize_percentile(array):
+    data = np.abs(array)
+    percentile99 = np.percentile(data, 99.5)
+    if percentile99 == 0:
+        return data
+    data_normalize = data / percentile99
+    return data_normalize
+
+
+def _organizers_calmetric(pred_recon, gt_recon):
+    if gt_recon.ndim == 4:
+        psnr_array = np.zeros((gt_recon.shape[-2], gt_recon.shape[-1]))
+        ssim_array = np.zeros((gt_recon.shape[-2], gt_recon.shape[-1]))
+        nmse_array = np.zeros((gt_recon.shape[-2], gt_recon.shape[-1]))
+
+        for i in range(gt_recon.shape[-2]):
+            for j in range(gt_recon.shape[-1]):
+                pred, gt = pred_recon[:, :, i, j], gt_recon[:, :, i, j]
+                pred_normalized = _organizers_normalize_percentile(pred)
+                gt_normalized = _organizers_normalize_percentile(gt)
+
+                psnr_array[i, j] = _organizers_psnr(gt_normalized, pred_normalized)
+                ssim_array[i, j] = _organizers_ssim(gt_normalized, pred_normalized)
+                nmse_array[i, j] = _organizers_nmse(gt_normalized, pred_normalized)
+    else:
+        psnr_array = np.zeros((1, gt_recon.shape[-1]))
+        ssim_array = np.zeros((1, gt_recon.shape[-1]))
+        nmse_array = np.zeros((1, gt_recon.shape[-1]))
+
+        for j in range(gt_recon.shape[-1]):
+            pred, gt = pred_recon[:, :, j], gt_recon[:, :, j]
+
+            pred_normalized = _organizers_normalize_percentile(pred)
+            gt_normalized = _organizers_normalize_percentile(gt)
+
+            psnr_array[0, j] = _organizers_psnr(pred_normalized, gt_normalized)
+            ssim_array[0, j] = _organizers_ssim(pred_normalized, gt_normalized)
+            nmse_array[0, j] = _organizers_nmse(pred_normalized, gt_normalized)
+
+    return psnr_array, ssim_array, nmse_array
+
+
+def _organizers_test_calmetric(pred_recon, gt_recon):
+    """The test scorer's calmetric: its 4-D and 3-D branches are the ones above, plus this 2-D one."""
+    if gt_recon.ndim == 2:
+        pred, gt = pred_recon, gt_recon
+
+        pred_normalized = _organizers_normalize_percentile(pred)
+        gt_normalized = _organizers_normalize_percentile(gt)
+
+        psnr_array = _organizers_psnr(pred_normalized, gt_normalized)
+        ssim_array = _organizers_ssim(pred_normalized, gt_normalized)
+        nmse_array = _organizers_nmse(pred_normalized, gt_normalized)
+        return psnr_array, ssim_array, nmse_array
+    return _organizers_calmetric(pred_recon, gt_recon)
+
+
+def _organizers_compute_metrics(gt_file, recon_file, squeeze):
+    """Val_Score2025.compute_metrics; ``squeeze``: Test_Score2025's, which squeezes both arrays first."""
+    gt = _organizers_loadmat(gt_file)
+    recon = _organizers_loadmat(recon_file)
+    if squeeze:
+        gt, recon = np.squeeze(gt), np.squeeze(recon)
+    if gt.shape != recon.shape:
+        return np.nan, np.nan, np.nan, "Shape mismatch"
+    psnr, ssim, nmse = (_organizers_test_calmetric if squeeze else _organizers_calmetric)(gt, recon)
+    return np.mean(psnr), np.mean(ssim), np.mean(nmse), None
+
+
+# (stem, modality, img4ranking shape in MATLAB order): single-slice series with frames, as the
+# ranking reduction leaves them (the interior 1 kept), and one 3-D stack on which both agree.
+PARITY_FILES = [
+    ("cine_lax_4ch", "Cine", (21, 17, 1, 3)),
+    ("T2smap", "Mapping", (19, 16, 1, 4)),
+    ("flow2d", "Flow2d", (20, 15, 1, 3)),
+    ("lge_sax", "LGE", (18, 16, 2)),
+]
+
+
+def _organizers_tree(root, files, seed=0):
+    """Ground truth in the organizers' layout (img4ranking in FullSample_<T>, MAT v5) and a
+    prediction tree beside it whose brightest pixels differ from the ground truth's, so that which
+    array is the reference matters. The kus files are empty: nothing opens them."""
+    rng = np.random.default_rng(seed)
+    gt_root, pred_root = root / "gt", root / "pred"
+    for stem, modality, shape in files:
+        base = Path("TaskR1", "MultiCoil", modality, "ValidationSet")
+        rel = Path("Center001", "Siemens_30T_CIMA.X", "P001")
+        kus = gt_root / base / "UnderSample_TaskR1" / rel / f"{stem}_kus_Uniform8.mat"
+        kus.parent.mkdir(parents=True, exist_ok=True)
+        kus.touch()
+        gt = (rng.random(shape) * 5 + 1).astype(np.float32)
+        pred = np.abs(gt + 0.4 * rng.standard_normal(shape)).astype(np.float32)
+        pred[0, 0] = 40.0  # every image of the prediction gets a bright corner
+        full = gt_root / base / "FullSample_TaskR1" / rel / f"{stem}.mat"
+        full.parent.mkdir(parents=True, exist_ok=True)
+        scipy.io.savemat(full, {"img4ranking": gt})
+        write_img4ranking(pred_root / base / "UnderSample_TaskR1" / rel / kus.name, pred)
+    return gt_root, pred_root
+
+
+def _scores(result):
+    return {f.case.stem: (f.leaderboard.psnr, f.leaderboard.ssim, f.leaderboard.nmse) for f in result.files}
+
+
+def test_validation_and_test_graders_match_the_organizers_code_on_single_slice_files(tmp_path):
+    gt_root, pred_root = _organizers_tree(tmp_path, PARITY_FILES)
+    cases = find_cases(gt_root)
+    organizers = {
+        squeeze: {c.stem: _organizers_compute_metrics(fullsample_path(c, gt_root), c.output_path(pred_root), squeeze)[:3] for c in cases}
+        for squeeze in (False, True)
+    }
+    # the default is the validation scorer, which keeps (x, y, 1, t) 4-D: the submission is the reference
+    validation = _scores(evaluate_tree(pred_root, gt_root, progress=False))
+    test = _scores(evaluate_tree(pred_root, gt_root, progress=False, grader=Grader.TEST))
+    for stem, _, shape in PARITY_FILES:
+        np.testing.assert_allclose(validation[stem], organizers[False][stem], rtol=1e-6, err_msg=stem)
+        np.testing.assert_allclose(test[stem], organizers[True][stem], rtol=1e-6, err_msg=stem)
+        if 1 in shape:  # the scorers differ exactly where the squeeze changes the rank
+            assert validation[stem][0] != pytest.approx(test[stem][0], rel=1e-3), stem
+        else:
+            assert validation[stem] == test[stem]
+
+    # the command line: the default and --grader test, through per_file.csv (8 significant digits)
+    for args, squeeze in (([], False), (["--grader", "test"], True)):
+        out = tmp_path / f"report{len(args)}"
+        assert main(["evaluate", "--pred", str(pred_root), "--gt", str(gt_root), "--out", str(out), *args]) == 0
+        _, rows = _rows(out / "per_file.csv")
+        for stem, row in rows.items():
+            assert row["grader"] == ("test" if squeeze else "validation")
+            got = [float(row[m]) for m in ("psnr", "ssim", "nmse")]
+            np.testing.assert_allclose(got, organizers[squeeze][stem], rtol=1e-6, err_msg=stem)
+
+
+def test_what_the_validation_scorer_cannot_score(tmp_path):
+    # a 2-D img4ranking (blackblood), a prediction that dropped the interior singleton, a MAT v7.3 prediction
+    files = [("blackblood", "BlackBlood", (20, 18)), ("cine_lax_4ch", "Cine", (21, 17, 1, 3)), ("lge_sax", "LGE", (18, 16, 2))]
+    gt_root, pred_root = _organizers_tree(tmp_path, files)
+    cases = {c.stem: c for c in find_cases(gt_root)}
+    lax, lge = cases["cine_lax_4ch"].output_path(pred_root), cases["lge_sax"].output_path(pred_root)
+    write_img4ranking(lax, _organizers_loadmat(lax)[:, :, 0])  # (21, 17, 3)
+    write_mat73(lge, {"img4ranking": _organizers_loadmat(lge).T})  # as MATLAB's save -v7.3 lays it out
+    black = (fullsample_path(cases["blackblood"], gt_root), cases["blackblood"].output_path(pred_root))
+    with pytest.raises(IndexError):  # the organizers' code: the whole validation run stops here
+        _organizers_compute_metrics(*black, squeeze=False)
+    for stem, path in (("cine_lax_4ch", lax), ("lge_sax", lge)):
+        assert _organizers_compute_metrics(fullsample_path(cases[stem], gt_root), path, squeeze=False)[3] == "Shape mismatch"
+
+    validation = {f.case.stem: f for f in evaluate_tree(pred_root, gt_root, progress=False).files}
+    assert validation["blackblood"].status == ERROR and "IndexError" in validation["blackblood"].message
+    assert validation["cine_lax_4ch"].status == ERROR and "does not squeeze" in validation["cine_lax_4ch"].message
+    assert validation["lge_sax"].status == ERROR and "(2, 16, 18)" in validation["lge_sax"].message and "v7.3" in validation["lge_sax"].message
+    test = {f.case.stem: f for f in evaluate_tree(pred_root, gt_root, progress=False, grader=Grader.TEST).files}
+    assert all(f.ok for f in test.values())
+    organizers = _organizers_compute_metrics(*black, squeeze=True)[:3]  # squeezed 2-D: one image, GT as reference
+    np.testing.assert_allclose([test["blackblood"].leaderboard.psnr, test["blackblood"].leaderboard.ssim,
+                                test["blackblood"].leaderboard.nmse], organizers, rtol=1e-6)  # fmt: skip

@@ -1,4 +1,9 @@
-"""The organizers' image metrics (genre.evaluation.metrics), checked against hand computations."""
+"""The organizers' image metrics (genre.evaluation.metrics), checked against hand computations.
+
+Where the validation and test scorers differ (arrays with singleton dimensions, 2-D arrays), each
+test names the scorer; tests/test_evaluate.py checks both against literal transcriptions of the
+organizers' code on files.
+"""
 
 import math
 
@@ -7,6 +12,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from genre.evaluation.metrics import (
+    Grader,
     ScoreError,
     ShapeMismatch,
     normalize_percentile,
@@ -33,15 +39,18 @@ def _by_hand(a_raw, b_raw):
     return psnr, ssim, nmse
 
 
-def test_2d_matches_hand_computation():
+def test_2d_matches_hand_computation_under_the_test_scorer_and_fails_the_validation_scorer():
     gt, pred = _images(0, (9, 11))  # odd sizes on both axes
     psnr, ssim, nmse = _by_hand(gt, pred)
-    score = score_volume(gt, pred)
+    score = score_volume(gt, pred, grader=Grader.TEST)
     assert score.images == 1
     assert score.psnr == pytest.approx(psnr, rel=1e-5)
     assert score.ssim == pytest.approx(ssim, rel=1e-6)
     assert score.nmse == pytest.approx(nmse, rel=1e-5)
-    assert score_volume(gt, pred, leaderboard=False) == score
+    assert score_volume(gt, pred, leaderboard=False, grader=Grader.TEST) == score
+    # the validation scorer's calmetric has no 2-D branch: its other branch indexes [:, :, j]
+    with pytest.raises(ScoreError, match=r"validation scorer cannot score a 2-D array \(9, 11\).*IndexError.*--grader test"):
+        score_volume(gt, pred)
 
 
 def test_normalisation_divides_by_the_995th_percentile_without_clipping():
@@ -60,7 +69,7 @@ def test_percentile_zero_leaves_the_image_unchanged():
     pred = x.copy()
     pred[3, 4] = 6.0
     # unchanged images: data_range is GT's raw maximum 7 and the NMSE is in raw units
-    score = score_volume(x, pred)
+    score = score_volume(x, pred, grader=Grader.TEST)
     assert score.nmse == pytest.approx(1 / 49)
     assert score.psnr == pytest.approx(10 * np.log10(49 / (1 / 400)))
 
@@ -103,33 +112,53 @@ def test_4d_leaderboard_takes_the_submission_as_reference():
     assert score_volume(pred, gt) != score_volume(gt, pred)
 
 
-def test_3d_and_squeezed_4d_are_not_swapped():
+@pytest.mark.parametrize("grader", list(Grader))
+def test_3d_is_not_swapped(grader):
     gt, pred = _scaled_pair((10, 12, 3))
-    leaderboard, symmetric = score_pair(gt, pred)
+    leaderboard, symmetric = score_pair(gt, pred, grader)
     assert leaderboard == symmetric
     # ... and not the 3-D one, whose reference is the GT whichever way round
-    assert score_volume(gt, pred) == score_volume(gt, pred, leaderboard=False)
-    # an interior singleton (one slice, three frames) is 3-D after the grader's squeeze
-    lb4, sym4 = score_pair(gt[:, :, None, :], pred[:, :, None, :])
-    assert lb4 == sym4 == symmetric
+    assert score_volume(gt, pred, grader=grader) == score_volume(gt, pred, leaderboard=False, grader=grader)
 
 
-def test_shape_mismatch_after_squeeze_is_an_error_but_singletons_are_not():
+def test_an_interior_singleton_is_4d_for_the_validation_scorer_and_3d_for_the_test_scorer():
+    gt, pred = _scaled_pair((10, 12, 3))
+    _, symmetric = score_pair(gt, pred)
+    gt4, pred4 = gt[:, :, None, :], pred[:, :, None, :]  # one slice, three frames
+    # the test scorer squeezes: 3-D, ground truth as reference
+    lb_test, sym_test = score_pair(gt4, pred4, Grader.TEST)
+    assert lb_test == sym_test == symmetric
+    # the validation scorer does not: 4-D, the submission as reference, over the same three images
+    lb_val, sym_val = score_pair(gt4, pred4, Grader.VALIDATION)
+    assert sym_val == symmetric and lb_val.images == 3
+    assert lb_val == score_volume(pred, gt, grader=Grader.TEST)
+    assert lb_val.psnr != pytest.approx(symmetric.psnr, rel=1e-3)
+
+
+@pytest.mark.parametrize("grader", list(Grader))
+def test_shape_mismatch_is_an_error(grader):
     gt, pred = _images(4, (10, 12, 3))
     with pytest.raises(ShapeMismatch, match=r"\(10, 12, 3\).*\(10, 12, 2\)"):
-        score_volume(gt, pred[:, :, :2])
+        score_volume(gt, pred[:, :, :2], grader=grader)
     with pytest.raises(ShapeMismatch):
-        score_volume(gt, pred.transpose(1, 0, 2))
-    assert score_volume(gt[:, :, None, :], pred) == score_volume(gt, pred)
+        score_volume(gt, pred.transpose(1, 0, 2), grader=grader)
 
 
-def test_non_finite_prediction_and_tiny_images_are_errors():
-    gt, pred = _images(5, (10, 12))
-    pred[2, 3] = np.nan
-    pred[4, 4] = np.inf
+def test_singleton_dims_differ_only_for_the_validation_scorer():
+    gt, pred = _images(4, (10, 12, 3))
+    assert score_volume(gt[:, :, None, :], pred, grader=Grader.TEST) == score_volume(gt, pred, grader=Grader.TEST)
+    with pytest.raises(ShapeMismatch, match=r"does not squeeze.*\(10, 12, 1, 3\).*\(10, 12, 3\)"):
+        score_volume(gt[:, :, None, :], pred, grader=Grader.VALIDATION)
+
+
+@pytest.mark.parametrize("grader", list(Grader))
+def test_non_finite_prediction_and_tiny_images_are_errors(grader):
+    gt, pred = _images(5, (10, 12, 2))
+    pred[2, 3, 0] = np.nan
+    pred[4, 4, 1] = np.inf
     with pytest.raises(ScoreError, match="prediction holds 2 non-finite"):
-        score_volume(gt, pred)
+        score_volume(gt, pred, grader=grader)
     with pytest.raises(ScoreError, match="smaller than SSIM's 7x7 window"):
-        score_volume(gt[:6], gt[:6])
+        score_volume(gt[:6], gt[:6], grader=grader)
     with pytest.raises(ScoreError, match="5-D"):
-        score_volume(np.ones((8, 8, 2, 2, 2)), np.ones((8, 8, 2, 2, 2)))
+        score_volume(np.ones((8, 8, 2, 2, 2)), np.ones((8, 8, 2, 2, 2)), grader=grader)

@@ -6,11 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from genre.commands.evaluate import GRADER_HELP, add_grader_argument
 from genre.data.contract import OutputMode
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Score several prediction trees of the same --gt tree with the organizers' metrics and print one
 table: rows pattern x acceleration (and per acceleration, and all), one SSIM / PSNR / NMSE
 column group per method. --unseen names the centre/vendor domains the model never trained on;
@@ -18,9 +19,11 @@ the table is then split into seen and unseen. Each method's per_file.csv and sum
 OUT/<method>/, and the table as Markdown (one table per metric, the best method of each row in
 bold) to OUT/comparison.md. Exit status as genre evaluate: 1 when some file was missing or failed.
 
-example:
+{GRADER_HELP}
+examples:
   genre compare --gt data/val --pred out/zero-filled out/sense out/genre \\
       --unseen Center001/UIH_30T_umr780,Center006/UIH_50T_umr_jupiter --out out/compare
+  genre compare --gt data/val --pred out/zero-filled out/sense --output-mode full --grader test --out out/compare-test
 """
 
 
@@ -37,6 +40,7 @@ def register(subparsers, formatter_class) -> None:
                         help="validation-like tree with UnderSample_<T> files and FullSample_<T> k-space")
     parser.add_argument("--output-mode", choices=[m.value for m in OutputMode], default=OutputMode.FULL.value,
                         help="reduction of the ground truth; must match the predictions'")
+    add_grader_argument(parser)
     parser.add_argument("--unseen", default="", metavar="CENTRE/VENDOR,...",
                         help="domains held out of training; splits the table into seen and unseen")
     parser.add_argument("--symmetric", action="store_true",
@@ -47,6 +51,7 @@ def register(subparsers, formatter_class) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genre.evaluation.evaluate import EvaluationError, evaluate_methods
+    from genre.evaluation.metrics import Grader
     from genre.evaluation.report import format_comparison_markdown, print_comparison, write_reports
     from genre.data.matio import atomic_path
 
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     unseen = {d.strip() for d in args.unseen.split(",") if d.strip()}
     try:
-        results = evaluate_methods(dict(zip(names, args.pred)), args.gt, OutputMode(args.output_mode))
+        results = evaluate_methods(dict(zip(names, args.pred)), args.gt, OutputMode(args.output_mode), grader=Grader(args.grader))
     except EvaluationError as exc:
         log.error("%s", exc)
         return 2
