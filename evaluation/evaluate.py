@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from genre.evaluation.metrics import Grader, ScoreError, ShapeMismatch, VolumeScore, score_pair
+from genre.evaluation.metrics import VALIDATION_2D, Grader, ScoreError, ShapeMismatch, VolumeScore, score_pair
 from genre.evaluation.reference import GroundTruthError, read_img4ranking, reference_image
 from genre.data.cmrx import Case, find_cases
 from genre.data.contract import OutputMode
@@ -111,7 +111,9 @@ def score_file(case: Case, gt: np.ndarray, path: Path, mode: OutputMode, grader:
     except MatFileError as exc:
         return FileResult(case, ERROR, str(exc))
     message = ""
-    if pred.shape != gt.shape:
+    if grader is Grader.VALIDATION and gt.ndim == 2:
+        message = f"{path}: {VALIDATION_2D}"
+    elif pred.shape != gt.shape:
         # Only the test scorer gets here with different shapes: it squeezes both arrays.
         message = f"{path}: shapes differ in singleton dims only (ground truth {gt.shape}, prediction {pred.shape}); the validation scorer would reject it"
     return FileResult(case, OK, message, leaderboard, symmetric)

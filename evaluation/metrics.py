@@ -90,13 +90,21 @@ def image_scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(psnr), float(ssim), float(nmse)
 
 
+#: Why a 2-D file scored under the validation grader is scored as the test scorer scores it.
+VALIDATION_2D = (
+    "2-D array: the validation scorer's calmetric has no 2-D branch (its other branch indexes [:, :, j], "
+    "an IndexError that stops its whole run), so it is scored as the test scorer scores it"
+)
+
+
 def graded_pair(gt: np.ndarray, pred: np.ndarray, grader: Grader = Grader.VALIDATION) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays as ``grader`` compares them, checked for equal shape and finite values.
 
-    The test scorer squeezes both; the validation scorer takes them as they are. Raises
-    :class:`ShapeMismatch` for different shapes, :class:`ScoreError` for a rank the scorer
-    cannot score (the validation scorer's 2-D failure included), images smaller than the SSIM
-    window, or non-finite values.
+    The test scorer squeezes both; the validation scorer takes them as they are. A 2-D array,
+    which stops the validation scorer's whole run (:data:`VALIDATION_2D`), is scored under both as
+    the test scorer scores it, one image with the ground truth as reference: the alternative is no
+    score for any file. Raises :class:`ShapeMismatch` for different shapes, :class:`ScoreError`
+    for a rank no scorer scores, images smaller than the SSIM window, or non-finite values.
     """
     gt, pred = np.asarray(gt), np.asarray(pred)
     if grader is Grader.TEST:
@@ -104,11 +112,6 @@ def graded_pair(gt: np.ndarray, pred: np.ndarray, grader: Grader = Grader.VALIDA
     if gt.shape != pred.shape:
         compared = "after squeeze" if grader is Grader.TEST else "as stored (the validation scorer does not squeeze)"
         raise ShapeMismatch(f"shape mismatch {compared}: ground truth {gt.shape}, prediction {pred.shape} (MATLAB order)")
-    if grader is Grader.VALIDATION and gt.ndim == 2:
-        raise ScoreError(
-            f"the validation scorer cannot score a 2-D array {gt.shape}: its non-4-D branch indexes [:, :, j], "
-            "which raises IndexError and stops its whole run (the test scorer scores it: --grader test)"
-        )
     if not 2 <= gt.ndim <= 4:
         raise ScoreError(f"cannot score a {gt.ndim}-D array of shape {gt.shape}: expected 2-D to 4-D (x, y[, z[, t]])")
     if min(gt.shape[:2]) < SSIM_WINDOW:
