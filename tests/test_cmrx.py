@@ -102,3 +102,20 @@ def test_read_mask_checks_shape_and_values(tmp_path):
         write_mat73(tmp_path / name, {"mask": values})
         with pytest.raises(MatFileError, match=f"{name}: .*{problem}"):
             read_mask(tmp_path / name, kspace)
+
+
+def test_a_mask_that_samples_nothing_is_refused_for_every_method(tmp_path):
+    # Once refused by CG-SENSE and GENRE-CMR (no calibration block) but reconstructed by zero-filled.
+    from genre.data.cmrx import read_mask
+    from genre.data.matio import MatFileError, write_mat73
+    import numpy as np
+
+    kspace = (3, 2, 4, 6, 8)
+    write_mat73(tmp_path / "zero.mat", {"mask": np.zeros((6, 8))})
+    with pytest.raises(MatFileError, match=r"zero\.mat: mask is all zero: nothing was acquired"):
+        read_mask(tmp_path / "zero.mat", kspace)
+    mask = np.ones((3, 6, 8))
+    mask[[0, 2]] = 0
+    write_mat73(tmp_path / "frames.mat", {"mask": mask})
+    with pytest.raises(MatFileError, match=r"frames\.mat: mask samples nothing in frame\(s\) 1, 3 \(1-based\)"):
+        read_mask(tmp_path / "frames.mat", kspace)
