@@ -10,6 +10,7 @@ tree, each taking a disjoint :class:`Shard` of the files.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import tempfile
 import time
@@ -31,6 +32,12 @@ from genre.submission import check_output, validate_submission
 from genre.series import Neighbours
 
 log = logging.getLogger("genre.predict")
+
+#: complex64 copies of the data being reconstructed (one slice, or a single-frame volume) that
+#: reading and a method hold at their peak, besides the raw read buffer. Measured peaks over
+#: that data: 5-7x for zero-filled and 9-11x for CG-SENSE on 87-139 MB of cine and T1w k-space
+#: (the GENRE-CMR network's activations are bounded by --max-batch, not by the file).
+WORKING_COPIES = 12
 
 
 class CaseError(Exception):
@@ -104,20 +111,32 @@ def check_roots(input_root: Path, output_root: Path) -> None:
 def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, int, int]]:
     """Open the k-space lazily and read the mask; returns (kus, mask ``(1 or frames, ky, kx)``, 5-D shape).
 
-    Without a mask file the mask is read off the nonzero k-space samples
-    (:func:`genre.data.cmrx.mask_from_kspace`), with one warning naming the file.
+    The declared shapes are checked before any value is read: the k-space against the memory
+    its reconstruction needs (:func:`check_memory`), the mask against the k-space. Without a
+    mask file the mask is read off the nonzero k-space samples
+    (:func:`genre.data.cmrx.mask_from_kspace`). What had to be assumed to read the file (no mask
+    file, its one variable taken for ``kus``, real values taken as complex) is logged as one
+    warning line naming it.
     """
     kus = MatArray(case.kus_path, ["kus"])
     try:
         shape = kspace_layout(case.stem, kus.shape, case.single_coil)
+        check_memory(kus, shape, _reads_whole_volume(case.stem, shape))
         mask_path = case.mask_path
+        assumed = []
         if mask_path is not None:
             mask = read_mask(mask_path, shape)
         else:
             mask, whole_lines = mask_from_kspace(kus, shape, case.single_coil)
             looked = ", ".join(str(p) for p in case.mask_candidates)
-            log.warning("%s: no mask file found (looked for %s); derived the mask from the nonzero k-space samples (%s)",
-                        case.kus_path, looked, "whole ky lines" if whole_lines else "single samples")
+            assumed.append(f"no mask file found (looked for {looked}); derived the mask from the nonzero k-space samples "
+                           f"({'whole ky lines' if whole_lines else 'single samples'})")
+        if kus.name != "kus":
+            assumed.append(f"no variable 'kus': read its only variable {kus.name!r} as the k-space")
+        if not kus.is_complex:
+            assumed.append(f"real-valued k-space ({kus.dtype}): read with a zero imaginary part")
+        if assumed:
+            log.warning("%s: %s", case.kus_path, "; ".join(assumed))
     except ValueError as exc:
         kus.close()
         raise CaseError(f"{case.kus_path}: {exc}") from None
@@ -125,6 +144,59 @@ def load_case(case: Case) -> tuple[MatArray, np.ndarray, tuple[int, int, int, in
         kus.close()
         raise
     return kus, mask, shape
+
+
+def _reads_whole_volume(stem: str, shape: tuple[int, int, int, int, int]) -> bool:
+    """Whether :func:`reconstruct_case` reads the whole volume at once rather than one slice at a time.
+
+    Series of one frame go in whole, since neighbouring slices stand in for neighbouring frames there.
+    """
+    return SeriesInfo(stem, shape[0]).neighbours is Neighbours.SLICES
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory this process may still take: MemAvailable, capped by its cgroup's limit; None if unknown."""
+    known = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            known += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    # A container's limit is its cgroup's (v2, then v1); /proc/meminfo shows the host's memory.
+    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            if cap != "max":
+                known.append(int(cap) - int(Path("/sys/fs/cgroup", usage).read_text()))
+                break
+        except (OSError, ValueError):
+            continue
+    return min(known) if known else None
+
+
+def check_memory(kus: MatArray, shape: tuple[int, int, int, int, int], whole: bool) -> None:
+    """Refuse k-space whose declared ``shape`` ``(frames, slices, coils, ky, kx)`` needs more memory than is available.
+
+    The estimate is what :func:`reconstruct_case` holds at its peak: the output image (float32,
+    every frame and slice), the read buffers and a method's working copies of the data being
+    reconstructed (one slice of every frame, or the whole volume when ``whole``), and where the
+    file is read whole (MAT v5) the whole variable twice (scipy's array and its transpose into
+    h5py order). Raises :class:`CaseError` with one line.
+    """
+    frames, slices, coils, ny, nx = shape
+    image = frames * slices * ny * nx * 4
+    chunk = frames * coils * ny * nx * (slices if whole else 1)
+    needed = image + chunk * (kus.itemsize + WORKING_COPIES * 8) + (2 * kus.nbytes if kus.reads_whole else 0)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise CaseError(
+            f"{kus.path}: k-space of declared shape {tuple(kus.shape)} (h5py order) needs about {_gib(needed)} of memory "
+            f"to reconstruct, more than the {_gib(available)} available"
+        )
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
 
 
 def _checked(kus: MatArray, index, shape: tuple[int, ...]) -> torch.Tensor:
@@ -146,9 +218,11 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
     info = SeriesInfo(case.stem, frames)
     mask_t = torch.from_numpy(np.broadcast_to(mask, (frames, ny, nx)).copy())
     image = np.zeros((frames, slices, ny, nx), np.float32)
+    signal = False  # whether any sample read is nonzero
     with kus:
-        if info.neighbours is Neighbours.SLICES:
+        if _reads_whole_volume(case.stem, shape):
             volume = _checked(kus, (), shape) * mask_t[:, None, None]
+            signal = bool(volume.any())
             image[:] = method.reconstruct(volume, mask_t, info).numpy()
         else:
             _, keep = selection(case.stem, frames, slices, mode)
@@ -161,7 +235,10 @@ def reconstruct_case(case: Case, method: Reconstructor, mode: OutputMode) -> np.
             # closing(): the read in flight ends before the file closes, also on an error.
             with closing(_read_ahead(read, keep)) as chunks:
                 for z, chunk in chunks:
+                    signal = signal or bool(chunk.any())
                     image[:, z : z + 1] = method.reconstruct(chunk, mask_t, info).numpy()
+    if not signal:
+        log.warning("%s: the k-space read is all zero where the mask samples; its output is an empty image", case.kus_path)
     if not np.isfinite(image).all():
         raise CaseError(f"{case.kus_path}: the reconstruction produced NaN or Inf")
     return reduce_image(image, case.stem, mode)
@@ -208,6 +285,8 @@ def predict_tree(
         cases = find_cases(input_root)
     except ValueError as exc:  # two inputs with one output path
         raise PredictionSetupError(str(exc)) from None
+    for folder in sorted(p for p in input_root.rglob("*_kus_*.mat") if p.is_dir()):
+        log.warning("%s: a folder named like an undersampled file; skipped (no output is expected for it)", folder)
     if not cases:
         raise PredictionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")
     # Every shard clears the whole tree: the lock spares live writes, and the shard that was
@@ -227,6 +306,7 @@ def predict_tree(
         out = case.output_path(output_root)
         tic = time.perf_counter()
         try:
+            _refuse_links(output_root, out)
             if not overwrite and out.exists() and not check_output(out, expected_output_shape(case, mode)):
                 report.skipped.append(out)
                 log.info("kept %s (already complete)", case.relative)
@@ -269,13 +349,15 @@ def predict_tree(
 def remove_leftovers(output_root: Path, cases: Sequence[Case]) -> None:
     """Delete (and log) the temporaries that killed runs left for the outputs of ``cases``.
 
-    Only temporaries of this package's naming for those very outputs are touched, and none that
-    a live run is writing (:func:`genre.data.matio.remove_stale_temporaries`).
+    Only temporaries of this package's naming for those very outputs are touched, none that a
+    live run is writing (:func:`genre.data.matio.remove_stale_temporaries`), and none behind a
+    symbolic link (:func:`_linked_folder`).
     """
     names: dict[Path, set[str]] = {}
     for case in cases:
         out = case.output_path(output_root)
-        names.setdefault(out.parent, set()).add(out.name)
+        if _linked_folder(output_root, out) is None:
+            names.setdefault(out.parent, set()).add(out.name)
     for folder, folder_names in sorted(names.items()):
         try:
             removed = remove_stale_temporaries(folder, folder_names)
@@ -284,6 +366,24 @@ def remove_leftovers(output_root: Path, cases: Sequence[Case]) -> None:
             continue
         for path in removed:
             log.warning("removed %s, the temporary of a write that was interrupted", path)
+
+
+def _linked_folder(output_root: Path, out: Path) -> Path | None:
+    """The outermost folder of ``out`` below ``output_root`` that is a symbolic link, or None.
+
+    Only the folders count: an output file that is a link is replaced, not written through.
+    """
+    for folder in reversed(out.relative_to(output_root).parents[:-1]):
+        if (output_root / folder).is_symlink():
+            return output_root / folder
+    return None
+
+
+def _refuse_links(output_root: Path, out: Path) -> None:
+    """Refuse an output whose folder below ``output_root`` is, or lies in, a symbolic link: it could lead anywhere."""
+    link = _linked_folder(output_root, out)
+    if link is not None:
+        raise CaseError(f"{out}: its folder {link} is a symbolic link (to {os.readlink(link)}); refusing to write through it")
 
 
 def _affordable_level(level: int, seconds_per_file: dict[int, list[float]], files_left: int, seconds_left: float, chain) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from genre import __version__
@@ -82,7 +82,14 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
-    """The :class:`Generator` saved at ``path``, on ``device``, in eval mode."""
+    """The :class:`Generator` saved at ``path``, on ``device``, in eval mode.
+
+    The sidecar's config is checked against the tensor names and shapes of the weights file's
+    header before the generator is built (a sidecar claiming 10^7 cascades is refused at once,
+    not after minutes of building), and the build itself stops once the config has asked for
+    more tensors than :data:`TENSOR_MARGIN` times what the file holds; only then are the
+    weights read.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsFileError(f"{path}: no such checkpoint file")
@@ -91,31 +98,76 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         config = GeneratorConfig.from_dict(sidecar["config"])
     except (TypeError, ValueError) as err:
         raise WeightsFileError(f"{sidecar_path(path)}: unusable config ({err})") from None
+    shapes = _header(path)
+    indices = (re.match(r"cascades\.(\d+)\.", name) for name in shapes)
+    held = 1 + max((int(m.group(1)) for m in indices if m), default=-1)
+    if held != config.cascades:
+        raise WeightsFileError(f"{path}: config says {config.cascades} cascades but weights hold {held}")
+    model = _build(config, len(shapes), path)
+    problem = _mismatch(model.state_dict(), shapes)
+    if problem:
+        raise WeightsFileError(f"{path}: {problem}")
     try:
         weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsFileError(f"{path}: not a readable safetensors file ({err})") from None
-
-    # Built on the meta device: no time spent on a random initialisation that is overwritten.
-    with torch.device("meta"):
-        model = Generator(config)
-    problem = _mismatch(config, model.state_dict(), weights)
-    if problem:
-        raise WeightsFileError(f"{path}: {problem}")
     weights = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in weights.items()}
     model.load_state_dict(weights, assign=True)
     return model.to(device).eval()
 
 
-def _mismatch(config: GeneratorConfig, expected: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> str:
-    """What is wrong between the weights a config builds and those in a file; empty when they match."""
-    indices = (re.match(r"cascades\.(\d+)\.", name) for name in weights)
-    held = 1 + max((int(m.group(1)) for m in indices if m), default=-1)
-    if held != config.cascades:
-        return f"config says {config.cascades} cascades but weights hold {held}"
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    reshaped = [name for name in expected if name in weights and weights[name].shape != expected[name].shape]
+#: A config may ask for up to this many times the tensors its weights file holds before its build
+#: is stopped: a near miss is still built and reported name by name, a far one costs no more than
+#: building what the file holds.
+TENSOR_MARGIN = 2
+
+
+class _TooManyTensors(Exception):
+    pass
+
+
+def _header(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of a safetensors file, from its header (no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsFileError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def _build(config: GeneratorConfig, tensors: int, path: Path) -> Generator:
+    """The generator of ``config`` on the meta device (no memory, no random initialisation), unless it needs
+    more than :data:`TENSOR_MARGIN` times the ``tensors`` of the weights file ``path``."""
+    limit = TENSOR_MARGIN * tensors
+    registered = 0
+
+    def count(module: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
+        nonlocal registered
+        registered += value is not None
+        if registered > limit:
+            raise _TooManyTensors
+
+    hooks = [
+        torch.nn.modules.module.register_module_parameter_registration_hook(count),
+        torch.nn.modules.module.register_module_buffer_registration_hook(count),
+    ]
+    try:
+        with torch.device("meta"):
+            return Generator(config)
+    except _TooManyTensors:
+        raise WeightsFileError(
+            f"{sidecar_path(path)}: its config builds more than {limit} tensors where {path.name} holds {tensors}"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _mismatch(expected: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """What is wrong between the weights a config builds and the tensor shapes of a file; empty when they match."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    reshaped = [name for name in expected if name in shapes and tuple(expected[name].shape) != shapes[name]]
     problems = []
     if missing:
         problems.append(f"{len(missing)} weights missing (first {missing[0]})")
@@ -125,7 +177,7 @@ def _mismatch(config: GeneratorConfig, expected: Mapping[str, torch.Tensor], wei
         name = reshaped[0]
         problems.append(
             f"{len(reshaped)} of other shape (first {name}: config {tuple(expected[name].shape)}, "
-            f"weights {tuple(weights[name].shape)})"
+            f"weights {shapes[name]})"
         )
     return "config and weights disagree: " + "; ".join(problems) if problems else ""
 

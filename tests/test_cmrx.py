@@ -225,3 +225,20 @@ def test_mask_from_kspace_reads_the_central_slice(tmp_path):
         derived, whole_lines = mask_from_kspace(data, (3, 5, 2, 8, 6))
     assert whole_lines and derived.dtype == np.float32
     np.testing.assert_array_equal(derived, mask)
+
+
+def test_a_mask_that_samples_nothing_is_refused_for_every_method(tmp_path):
+    # Once refused by CG-SENSE and GENRE-CMR (no calibration block) but reconstructed by zero-filled.
+    from genre.data.cmrx import read_mask
+    from genre.data.matio import MatFileError, write_mat73
+    import numpy as np
+
+    kspace = (3, 2, 4, 6, 8)
+    write_mat73(tmp_path / "zero.mat", {"mask": np.zeros((6, 8))})
+    with pytest.raises(MatFileError, match=r"zero\.mat: mask is all zero: nothing was acquired"):
+        read_mask(tmp_path / "zero.mat", kspace)
+    mask = np.ones((3, 6, 8))
+    mask[[0, 2]] = 0
+    write_mat73(tmp_path / "frames.mat", {"mask": mask})
+    with pytest.raises(MatFileError, match=r"frames\.mat: mask samples nothing in frame\(s\) 1, 3 \(1-based\)"):
+        read_mask(tmp_path / "frames.mat", kspace)

@@ -59,6 +59,52 @@ def test_scipy_fallback_transposes_to_h5py_order(tmp_path):
         np.testing.assert_array_equal(arr.complex64(), matlab.T)
 
 
+def test_a_mat_v5_file_is_sized_from_its_header_and_loaded_only_when_read(tmp_path, monkeypatch):
+    scipy.io.savemat(tmp_path / "v5.mat", {"kus": np.ones((4, 3, 2), np.complex64)})
+    loads = []
+    loadmat = scipy.io.loadmat
+    monkeypatch.setattr(scipy.io, "loadmat", lambda *args, **kwargs: loads.append(args) or loadmat(*args, **kwargs))
+    with MatArray(tmp_path / "v5.mat", ["kus"]) as arr:
+        # The header says single but not whether complex: the size is that of complex singles.
+        assert arr.shape == (2, 3, 4) and arr.reads_whole and arr.nbytes == 24 * 8
+        assert not loads
+        assert arr.is_complex and len(loads) == 1
+        arr.complex64()
+        assert len(loads) == 1
+
+
+def _hdf5(path, name, data, **attrs):
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset(name, data=data)
+        handle[name].attrs.update(attrs)
+
+
+@pytest.mark.parametrize("data,attrs,problem", [
+    (np.frombuffer(b"abc", np.uint8).astype(np.uint16), {"MATLAB_class": np.bytes_("char")}, "is a MATLAB char, not a numeric array"),
+    (np.array([0, 3], np.uint64), {"MATLAB_class": np.bytes_("double"), "MATLAB_empty": np.uint8(1)}, "is an empty MATLAB array"),
+    (np.zeros((2, 0, 3)), {}, r"is empty \(shape \(2, 0, 3\)"),
+    (np.zeros(3, [("re", "<f4"), ("im", "<f4")]), {}, r"is a compound of \('re', 'im'\), not real/imag"),
+    (np.array([b"ab", b"cd"]), {}, "holds |S2 elements, not numbers"),
+])
+def test_what_is_not_a_numeric_array_is_refused_before_reading(tmp_path, data, attrs, problem):
+    path = tmp_path / "k.mat"
+    _hdf5(path, "kus", data, **attrs)
+    with pytest.raises(MatFileError, match=f"k.mat: variable 'kus' {problem}"):
+        MatArray(path, ["kus"])
+
+
+def test_declared_size_and_type_come_from_the_header(tmp_path):
+    complex64 = np.dtype([("real", "<f4"), ("imag", "<f4")])
+    with h5py.File(tmp_path / "k.mat", "w") as handle:  # declared, never written: the file stays small
+        handle.create_dataset("kus", shape=(10**6, 2, 4, 8), dtype=complex64)
+    with MatArray(tmp_path / "k.mat", ["kus"]) as arr:
+        assert arr.nbytes == 10**6 * 64 * 8 and arr.itemsize == 8 and not arr.reads_whole and arr.is_complex
+    write_mat73(tmp_path / "r.mat", {"kus": np.ones((2, 3), np.int16)})
+    with MatArray(tmp_path / "r.mat", ["kus"]) as arr:
+        assert not arr.is_complex and arr.dtype == np.int16
+        np.testing.assert_array_equal(arr.complex64(), np.ones((2, 3), np.complex64))
+
+
 @pytest.mark.parametrize("content,problem", [(b"", "not a readable MATLAB file"), (b"hello world" * 20, "not a readable MATLAB file")])
 def test_garbage_files_give_one_line_errors(tmp_path, content, problem):
     path = tmp_path / "bad.mat"

@@ -615,3 +615,87 @@ def test_a_torchrun_worker_computes_on_its_local_rank_gpu(monkeypatch):
     assert chosen == [torch.device("cuda", 1)]
     assert worker_device(torch.device("cpu"), {"LOCAL_RANK": "3"}) == torch.device("cpu")
     assert worker_device(torch.device("cuda"), {}) == torch.device("cuda")
+
+
+def test_a_file_too_large_for_memory_is_refused_by_its_declared_shape_before_any_read(mini_tree, tmp_path, caplog, monkeypatch):
+    # A 2 KB file declaring 10^6 frames made predict try to allocate 13 GiB.
+    sizes = {}
+
+    def available():
+        return sizes.get("available")
+
+    monkeypatch.setattr(pipeline, "available_memory", available)
+    monkeypatch.setattr(MatArray, "read", lambda self, index=(): pytest.fail(f"{self.path} was read"))
+    sizes["available"] = 10_000
+    with caplog.at_level(logging.ERROR):
+        report = pipeline.predict_tree(mini_tree, tmp_path / "out", ZeroFilled())
+    assert len(report.failed) == len(find_cases(mini_tree)) and not report.done
+    for path, problem in report.failed:
+        assert problem.startswith(f"{path}: k-space of declared shape ") and "GiB of memory to reconstruct, more than the 0.0 GiB available" in problem
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "available_memory", available)
+    sizes["available"] = None  # unknown: nothing is refused
+    assert pipeline.predict_tree(mini_tree, tmp_path / "out2", ZeroFilled()).ok
+
+
+@pytest.mark.parametrize("stem,declared,whole", [
+    ("cine_sax", (12, 3, 10, 162, 448), False),  # one slice of every frame at a time
+    ("T1w", (3, 10, 162, 448), True),  # a single-frame stack goes in whole
+])
+def test_the_memory_estimate_is_the_image_and_the_working_copies_of_what_is_reconstructed(tmp_path, monkeypatch, stem, declared, whole):
+    import h5py
+
+    path = tmp_path / f"{stem}_kus_Uniform8.mat"
+    with h5py.File(path, "w") as handle:  # declared only: the file stays small
+        handle.create_dataset("kus", shape=declared, dtype=[("real", "<f4"), ("imag", "<f4")])
+    frames, slices, coils, ny, nx = (1,) * (5 - len(declared)) + declared
+    chunk = frames * coils * ny * nx * (slices if whole else 1)
+    needed = frames * slices * ny * nx * 4 + chunk * (8 + 8 * pipeline.WORKING_COPIES)
+    with MatArray(path, ["kus"]) as kus:
+        shape = pipeline.kspace_layout(stem, kus.shape)
+        assert pipeline._reads_whole_volume(stem, shape) is whole
+        monkeypatch.setattr(pipeline, "available_memory", lambda: needed)
+        pipeline.check_memory(kus, shape, whole)
+        monkeypatch.setattr(pipeline, "available_memory", lambda: needed - 1)
+        with pytest.raises(pipeline.CaseError, match=f"{path.name}: k-space of declared shape"):
+            pipeline.check_memory(kus, shape, whole)
+
+
+def test_available_memory_is_a_positive_byte_count_here():
+    available = pipeline.available_memory()
+    assert isinstance(available, int) and 2**20 < available < 2**50
+
+
+def test_an_output_folder_that_is_a_link_is_not_written_through(mini_tree, tmp_path, caplog):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    case = next(c for c in find_cases(mini_tree) if c.stem == "T1w")
+    linked = case.output_path(out).parent
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(elsewhere, target_is_directory=True)
+    with caplog.at_level(logging.ERROR):
+        report = pipeline.predict_tree(mini_tree, out, ZeroFilled())
+    [(path, problem)] = report.failed
+    assert path == case.kus_path and f"its folder {linked} is a symbolic link" in problem and "\n" not in problem
+    assert len(report.done) == len(find_cases(mini_tree)) - 1
+    assert not list(elsewhere.iterdir())
+
+
+def test_what_was_assumed_to_read_a_file_is_one_warning_line(mini_tree, tmp_path, caplog):
+    case = next(c for c in find_cases(mini_tree) if c.stem == "cine_sax")
+    with MatArray(case.kus_path, ["kus"]) as kus:
+        real = kus.complex64().real.copy()
+    write_mat73(case.kus_path, {"kdata": real})
+    zero = next(c for c in find_cases(mini_tree) if c.stem == "T1w")
+    with MatArray(zero.kus_path, ["kus"]) as kus:
+        write_mat73(zero.kus_path, {"kus": np.zeros(kus.shape, np.complex64)})
+    with caplog.at_level(logging.WARNING):
+        report = pipeline.predict_tree(mini_tree, tmp_path / "out", ZeroFilled())
+    assert report.ok
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{case.kus_path}: no variable 'kus': read its only variable 'kdata' as the k-space; "
+        "real-valued k-space (float32): read with a zero imaginary part",
+        f"{zero.kus_path}: the k-space read is all zero where the mask samples; its output is an empty image",
+    ]
+    assert not scipy.io.loadmat(zero.output_path(tmp_path / "out"))["img4ranking"].any()

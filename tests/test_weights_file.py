@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import genre
+from genre import weights_file
 from genre.weights_file import WeightsFileError, load_generator, read_sidecar, save_weights, sidecar_path
 from genre.models.config import preset
 from genre.models.generator import Generator
@@ -108,3 +109,26 @@ def test_unreadable_weights(saved, tmp_path):
 def test_save_refuses_other_suffixes(tmp_path):
     with pytest.raises(ValueError, match="safetensors"):
         save_weights(tmp_path / "x.pt", Generator(replace(preset("tiny"), cascades=1)))
+
+
+def test_a_sidecar_claiming_absurd_cascades_is_refused_before_anything_is_built(saved, monkeypatch):
+    # 10^7 cascades once took minutes and gigabytes of module objects before the refusal.
+    path, _ = saved
+    meta = read_sidecar(path)
+    meta["config"]["cascades"] = 10**7
+    sidecar_path(path).write_text(json.dumps(meta))
+
+    def never(config):
+        raise AssertionError("a generator was built")
+
+    monkeypatch.setattr(weights_file, "Generator", never)
+    _one_line_error(path, "config says 10000000 cascades but weights hold 2")
+
+
+def test_a_config_far_larger_than_its_weights_stops_building_at_the_files_size(saved):
+    path, _ = saved
+    meta = read_sidecar(path)
+    meta["config"]["unet"]["n_enc_cab"] = [2000, 1]  # thousands of blocks the file does not hold
+    sidecar_path(path).write_text(json.dumps(meta))
+    message = _one_line_error(path, r"tiny\.json: its config builds more than \d+ tensors where tiny\.safetensors holds \d+")
+    assert message.startswith(str(sidecar_path(path)))

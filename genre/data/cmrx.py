@@ -302,8 +302,10 @@ def mask_layout(mask_shape: tuple[int, ...], kspace: tuple[int, int, int, int, i
 def read_mask(path: Path, kspace: tuple[int, int, int, int, int]) -> np.ndarray:
     """The ``mask`` of ``path`` as float32 ``(1 or frames, ky, kx)`` of 0/1, checked against the 5-D k-space shape ``kspace``.
 
-    Raises ``MatFileError`` naming the file: unreadable, a shape that does not fit the k-space,
-    or values other than 0 and 1 (NaN included), which would scale the data instead of selecting it.
+    Raises ``MatFileError`` naming the file: unreadable, a shape that does not fit the k-space
+    (checked before any value is read), values other than 0 and 1 (NaN included), which would
+    scale the data instead of selecting it, or a frame that samples nothing: nothing was
+    acquired there, so no method has anything to reconstruct.
     """
     with MatArray(path, ["mask"]) as data:
         try:
@@ -313,4 +315,10 @@ def read_mask(path: Path, kspace: tuple[int, int, int, int, int]) -> np.ndarray:
         mask = data.float32().reshape(shape)
     if not np.isin(mask, (0.0, 1.0)).all():
         raise MatFileError(path, "mask values must be 0 or 1")
+    empty = np.flatnonzero(~mask.any(axis=(1, 2)))
+    if len(empty) == len(mask):
+        raise MatFileError(path, "mask is all zero: nothing was acquired")
+    if len(empty):
+        frames = ", ".join(str(t + 1) for t in empty)
+        raise MatFileError(path, f"mask samples nothing in frame(s) {frames} (1-based): nothing was acquired there")
     return mask

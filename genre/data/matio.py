@@ -5,6 +5,8 @@ so a k-space file reads as ``(nt, nz, nc, ny, nx)`` and a mask as ``(nt, ny, nx)
 reversed order is exactly the package's internal layout, so no transposes happen here.
 Complex data is an HDF5 compound of ``real`` and ``imag`` fields, single or double precision.
 Files that are not HDF5 (MAT v5 and older) are read with scipy and transposed to the same order.
+Every variable's declared shape and type are checked when it is opened, before any value is
+read: callers size what they will allocate from ``shape`` and ``nbytes``.
 
 Writing: outputs are MAT v5 files written with :func:`scipy.io.savemat` (the grader cannot read
 v7.3), and the synthetic generator writes v7.3 files as MATLAB does. Every write goes to a
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import re
 import tempfile
@@ -37,6 +40,11 @@ _MATLAB_INTERNAL = ("#refs#", "#subsystem#")
 #: what is read.
 CHUNK_CACHE_BYTES = 1 << 30
 _CLASS_OF_DTYPE = {np.dtype("float32"): "single", np.dtype("float64"): "double", np.dtype("uint8"): "uint8"}
+#: MATLAB classes that hold numbers (``scipy.io.whosmat`` and the v7.3 ``MATLAB_class`` attribute name them alike).
+_NUMERIC_CLASSES = {
+    "double": 8, "single": 4, "logical": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+    "int32": 4, "uint32": 4, "int64": 8, "uint64": 8,
+}
 
 
 class MatFileError(Exception):
@@ -49,10 +57,8 @@ class MatFileError(Exception):
 
 
 def _to_complex64(values: np.ndarray) -> np.ndarray:
-    """A compound real/imag array (or a plain real one) as complex64."""
+    """A compound real/imag array (:class:`MatArray` refuses other compounds) or a plain real one as complex64."""
     if values.dtype.names is not None:
-        if not {"real", "imag"} <= set(values.dtype.names):
-            raise ValueError(f"compound fields {values.dtype.names} are not real/imag")
         out = np.empty(values.shape, np.complex64)
         out.real = values["real"]
         out.imag = values["imag"]
@@ -63,25 +69,37 @@ def _to_complex64(values: np.ndarray) -> np.ndarray:
 class MatArray:
     """One array variable of a MATLAB file, read lazily.
 
-    ``shape`` is in h5py order (MATLAB's reversed). Indexing reads only the requested part from
-    an HDF5 file, so a 5 GB k-space file is never loaded whole; ``complex64()`` and
-    ``float32()`` convert what was read. Use as a context manager, or call ``close()``.
+    ``shape`` is in h5py order (MATLAB's reversed). Opening reads only the file's headers and
+    refuses a variable that is not a non-empty numeric array (a struct, cell, char or empty
+    array, a compound other than real/imag). Indexing reads only the requested part from an HDF5 file, so a 5 GB k-space file
+    is never loaded whole; a MAT v5 file is loaded whole by scipy at the first read.
+    ``complex64()`` and ``float32()`` convert what was read. Use as a context manager, or call
+    ``close()``.
     """
 
     def __init__(self, path: os.PathLike | str, names: Sequence[str] = ()):
         self.path = Path(path)
         self._file: h5py.File | None = None
+        self._data: h5py.Dataset | np.ndarray | None = None
         if not self.path.is_file():
             raise MatFileError(self.path, "file not found")
         try:
             is_hdf5 = h5py.is_hdf5(self.path)
         except OSError as exc:
             raise MatFileError(self.path, f"cannot open ({exc.strerror or exc})") from None
-        if is_hdf5:
-            self.name, self._data = self._open_hdf5(names)
-        else:
-            self.name, self._data = self._open_scipy(names)
-        self.shape: tuple[int, ...] = tuple(int(n) for n in self._data.shape)
+        self._hdf5 = is_hdf5
+        try:
+            if is_hdf5:
+                self.name, self._data = self._open_hdf5(names)
+                self.shape: tuple[int, ...] = tuple(int(n) for n in self._data.shape)
+                self.itemsize = self._data.dtype.itemsize
+            else:
+                self.name, self.shape, self.itemsize = self._open_scipy(names)
+            if 0 in self.shape:
+                raise MatFileError(self.path, f"variable {self.name!r} is empty (shape {self.shape}, h5py order)")
+        except BaseException:
+            self.close()
+            raise
 
     def _open_hdf5(self, names: Sequence[str]):
         try:
@@ -93,6 +111,7 @@ class MatArray:
         data = self._file[name]
         if not isinstance(data, h5py.Dataset):
             raise MatFileError(self.path, f"variable {name!r} is a MATLAB struct or cell, not an array")
+        self._check_hdf5(name, data)
         if data.chunks is not None:
             access = _chunk_cache(data)
             # HDF5 shares one cache among the open handles of a dataset, set by the first: close
@@ -101,17 +120,49 @@ class MatArray:
             data = h5py.Dataset(h5py.h5d.open(self._file.id, name.encode(), dapl=access))
         return name, data
 
-    def _open_scipy(self, names: Sequence[str]):
+    def _check_hdf5(self, name: str, data: h5py.Dataset) -> None:
+        """Refuse what MATLAB marks as no numeric array, and element types other than numbers and real/imag pairs.
+
+        Declared sizes are not compared with the file's: HDF5 itself refuses a truncated file when
+        it opens it (the superblock records the end of the file), and chunked data may be
+        compressed (an undersampled k-space is mostly zeros) or hold chunks never written, which
+        read as the fill value; callers bound what they allocate by ``shape`` instead.
+        """
+        if data.attrs.get("MATLAB_empty", 0):
+            # MATLAB stores an empty array as its dimensions, in a dataset of that length.
+            raise MatFileError(self.path, f"variable {name!r} is an empty MATLAB array")
+        matlab_class = data.attrs.get("MATLAB_class", b"")
+        matlab_class = matlab_class.decode(errors="replace") if isinstance(matlab_class, bytes) else str(matlab_class)
+        if matlab_class and matlab_class not in _NUMERIC_CLASSES:
+            raise MatFileError(self.path, f"variable {name!r} is a MATLAB {matlab_class}, not a numeric array")
+        problem = _element_problem(data.dtype)
+        if problem:
+            raise MatFileError(self.path, f"variable {name!r} {problem}")
+
+    def _open_scipy(self, names: Sequence[str]) -> tuple[str, tuple[int, ...], int]:
+        """Name, h5py-order shape and largest item size of the variable, from the file's headers only."""
         try:
-            contents = scipy.io.loadmat(self.path)
+            listed = scipy.io.whosmat(self.path)
         except Exception as exc:  # noqa: BLE001 - scipy raises assorted errors (IndexError too) on garbage
             raise MatFileError(self.path, f"not a readable MATLAB file ({exc})") from None
-        found = [k for k in contents if not k.startswith("__")]
-        name = self._pick(found, names)
-        values = np.asarray(contents[name])
-        if values.dtype == object or values.dtype.names is not None:
-            raise MatFileError(self.path, f"variable {name!r} is a MATLAB struct or cell, not an array")
-        return name, np.ascontiguousarray(values.T)
+        name = self._pick([entry[0] for entry in listed], names)
+        shape, matlab_class = next((shape, cls) for found, shape, cls in listed if found == name)
+        if matlab_class not in _NUMERIC_CLASSES:
+            raise MatFileError(self.path, f"variable {name!r} is a MATLAB {matlab_class}, not a numeric array")
+        # The header does not say whether the values are complex: size them as if they were.
+        return name, tuple(int(n) for n in reversed(shape)), 2 * _NUMERIC_CLASSES[matlab_class]
+
+    def _loaded(self) -> h5py.Dataset | np.ndarray:
+        """The variable's data: the open dataset, or a MAT v5 file's whole variable, loaded at the first call."""
+        if self._data is None:
+            try:
+                values = np.asarray(scipy.io.loadmat(self.path, variable_names=[self.name])[self.name])
+            except Exception as exc:  # noqa: BLE001 - as whosmat above; a truncated body raises OSError
+                raise MatFileError(self.path, f"not a readable MATLAB file ({exc})") from None
+            if values.dtype == object or values.dtype.names is not None:
+                raise MatFileError(self.path, f"variable {self.name!r} is a MATLAB struct or cell, not an array")
+            self._data = np.ascontiguousarray(values.T)
+        return self._data
 
     def _pick(self, found: list[str], names: Sequence[str]) -> str:
         for name in names:
@@ -128,24 +179,40 @@ class MatArray:
         return len(self.shape)
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the whole variable as stored (for a MAT v5 file, as if complex: its header does not say)."""
+        return math.prod(self.shape) * self.itemsize
+
+    @property
+    def reads_whole(self) -> bool:
+        """Whether the first read loads the whole variable (a MAT v5 file, which scipy reads whole)."""
+        return not self._hdf5
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type as stored (a real/imag compound for complex v7.3 data); loads a MAT v5 file."""
+        return self._loaded().dtype
+
+    @property
+    def is_complex(self) -> bool:
+        return self.dtype.names is not None or self.dtype.kind == "c"
+
+    @property
     def chunked(self) -> bool:
         """Whether the variable is stored in chunks (an HDF5 file MATLAB compressed, the v7.3 default)."""
         return isinstance(self._data, h5py.Dataset) and self._data.chunks is not None
 
     def read(self, index=()) -> np.ndarray:
         """Raw values at ``index`` (a numpy-style index in h5py order)."""
+        data = self._loaded()
         try:
-            return np.asarray(self._data[index])
+            return np.asarray(data[index])
         except (OSError, RuntimeError, ValueError, KeyError) as exc:
             raise MatFileError(self.path, f"cannot read {self.name!r} ({exc}); the file may be truncated") from None
 
     def complex64(self, index=()) -> np.ndarray:
         """Values at ``index`` as complex64."""
-        values = self.read(index)
-        try:
-            return _to_complex64(values)
-        except ValueError as exc:
-            raise MatFileError(self.path, f"variable {self.name!r}: {exc}") from None
+        return _to_complex64(self.read(index))
 
     def float32(self, index=()) -> np.ndarray:
         values = self.read(index)
@@ -163,6 +230,17 @@ class MatArray:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _element_problem(dtype: np.dtype) -> str:
+    """What is wrong with an HDF5 element type for a MATLAB numeric array (empty when nothing)."""
+    if dtype.names is not None:
+        if not {"real", "imag"} <= set(dtype.names):
+            return f"is a compound of {dtype.names}, not real/imag"
+        dtype = dtype["real"]
+    if dtype.kind not in "biuf":
+        return f"holds {dtype} elements, not numbers"
+    return ""
 
 
 def _chunk_cache(data: h5py.Dataset) -> h5py.h5p.PropDAID:
