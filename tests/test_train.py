@@ -302,3 +302,28 @@ def test_run_on_cuda_writes_weights_that_predict_on_cuda(data, mini_tree, tmp_pa
                    "--checkpoint", str(out / "last.safetensors")])
     assert status == 0
     assert len(list((tmp_path / "pred").rglob("*.mat"))) == 3
+
+
+def test_a_nan_in_a_training_file_read_by_a_worker_process_is_one_line(data, tmp_path, caplog):
+    """A DataLoader worker's error comes back wrapped with its traceback; the user gets the one line."""
+    import h5py
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    for path in sorted(root.rglob("FullSample/**/*.mat")):
+        with h5py.File(path, "r+") as f:
+            name = next(n for n in f if not n.startswith("#"))
+            values = f[name][()]
+            first = values.dtype.names[0] if values.dtype.names else None
+            if first:
+                values[first][...] = np.nan
+            else:
+                values[...] = np.nan
+            f[name][...] = values
+    caplog.set_level(logging.ERROR)
+    status = main(["train", "--data", str(root), "--out", str(tmp_path / "run"), "--preset", "tiny", "--epochs", "1",
+                   "--steps-per-epoch", "2", "--num-workers", "1", "--curriculum", "0:8", "--no-gan", "--no-sda"])
+    assert status == 1
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("FAILED")]
+    assert "k-space holds NaN or Inf values" in line and str(root) in line
+    assert "Traceback" not in caplog.text and "\n" not in line

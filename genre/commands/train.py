@@ -154,8 +154,27 @@ def run(args: argparse.Namespace) -> int:
     except MatFileError as exc:
         log.error("FAILED %s", exc)
         return 1
+    except RuntimeError as exc:
+        problem = worker_error(exc)
+        if problem is None:
+            raise
+        log.error("FAILED %s", problem)
+        return 1
     seen = summary["validation"].get("seen")
     result = f"; validation SSIM {seen['ssim']:.4f}" if seen else ""
     log.info("done: %d epochs, %d steps%s; weights in %s", summary["epoch"], summary["step"], result,
              args.out / "last.safetensors")
     return 0
+
+
+def worker_error(exc: RuntimeError) -> str | None:
+    """The one line of a ``MatFileError`` raised in a DataLoader worker, or None for any other error.
+
+    torch re-raises a worker's exception in the main process with the worker's traceback in its
+    message, and as a ``RuntimeError`` when the original type cannot be rebuilt from that message
+    (``MatFileError`` takes a path and a problem); the traceback's last line is the error itself.
+    """
+    text = str(exc).rstrip()
+    if not text.startswith("Caught MatFileError"):
+        return None
+    return text.splitlines()[-1].split("MatFileError: ", 1)[-1]
