@@ -133,3 +133,19 @@ def test_training_starts_from_given_weights_of_the_same_configuration(tmp_path, 
     code = main(["train", "--simulated", "3", "--simulated-val", "0", "--out", str(tmp_path / "run"), "--preset",
                  "small", "--epochs", "1", "--num-workers", "0", "--no-gan", "--init-weights", str(saved)])
     assert code == 2 and "another configuration" in caplog.text
+
+
+def test_a_fine_tuning_records_the_commands_that_made_its_initial_weights(tmp_path):
+    """The shipped weights' sidecar must hold every command of their lineage, not only the last run's."""
+    from genre.models.config import preset
+    from genre.models.generator import Generator
+    from genre.weights_file import read_sidecar, save_weights
+
+    saved = save_weights(tmp_path / "start.safetensors", Generator(preset("tiny")),
+                         {"commands": ["genre train --simulated 8 --out first"]})
+    argv = ["train", "--simulated", "2", "--steps-per-epoch", "2", "--simulated-val", "0", "--out", str(tmp_path / "run"),
+            "--preset", "tiny", "--epochs", "1", "--num-workers", "0", "--no-gan", "--no-sda", "--init-weights", str(saved)]
+    assert main(argv) == 0
+    commands = read_sidecar(tmp_path / "run" / "last.safetensors")["summary"]["commands"]
+    assert commands[0] == "genre train --simulated 8 --out first"
+    assert len(commands) == 2 and "--init-weights" in commands[1]

@@ -20,7 +20,7 @@ from genre.data.dataset import TrainingDataset
 from genre.data.simulation import SimulatedDataset
 from genre.data.training_files import scan_files, split_cases
 from genre.device import resolve_device
-from genre.weights_file import WeightsFileError, load_generator
+from genre.weights_file import WeightsFileError, load_generator, read_sidecar
 from genre.train import training_state
 from genre.train.config import TrainConfig
 from genre.train.distributed import DistContext, broadcast_object, cleanup, init_distributed
@@ -121,6 +121,20 @@ def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor] | None:
     return start.state_dict()
 
 
+def lineage(config: TrainConfig) -> list[str]:
+    """The commands that made ``config.init_weights``, from its sidecar: a fine-tuning's sidecar lists them before its own.
+
+    Empty without initial weights or when their sidecar records none.
+    """
+    if config.init_weights is None:
+        return []
+    try:
+        summary = read_sidecar(config.init_weights).get("summary") or {}
+    except WeightsFileError:
+        return []  # initial_weights() reports an unusable file
+    return [str(c) for c in summary.get("commands", [])]
+
+
 def _data_description(config: TrainConfig, data: Path | None) -> str:
     """What the run trains on, for config.json and the weights' sidecar."""
     parts = [str(data)] if data is not None else []
@@ -219,7 +233,7 @@ def run_training(
                 {"train": config.to_dict(), "generator": config.generator_config().to_dict(),
                  "data": _data_description(config, data),
                  "world_size": ctx.world_size}, indent=2) + "\n")
-        commands = list(state.get("commands", [])) if state is not None else []
+        commands = list(state.get("commands", [])) if state is not None else lineage(config)
         if command:
             commands.append(command)
         summary = {"data": _data_description(config, data), "train_samples": len(train_set), "domains": sorted(set(train_set.domains)),
