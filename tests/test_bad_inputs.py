@@ -121,6 +121,11 @@ def _folder(f: Files) -> None:
     f.kus.mkdir()
 
 
+def _zero_without_mask(f: Files) -> None:
+    f.mask.unlink()
+    write_mat73(f.kus, {"kus": np.zeros((FRAMES, 1, COILS, NY, NX), np.complex64)})
+
+
 # (name, builder, expected outcome, a fragment of its message). Outcomes: "error" (one FAILED
 # line naming the file, no output), "warning" (one warning line naming it, output written).
 KINDS: list[tuple[str, Callable[[Files], None], str, str]] = [
@@ -148,6 +153,7 @@ KINDS: list[tuple[str, Callable[[Files], None], str, str]] = [
     ("real-valued k-space", lambda f: write_mat73(f.kus, {"kus": f.kspace().real.copy()}), "warning", "real-valued k-space (float32)"),
     ("integer k-space", lambda f: write_mat73(f.kus, {"kus": (f.kspace().real * 1e3).astype(np.int16)}), "warning", "(int16)"),
     ("all-zero k-space", lambda f: write_mat73(f.kus, {"kus": np.zeros((FRAMES, 1, COILS, NY, NX), np.complex64)}), "warning", "all zero"),
+    ("all-zero k-space, no mask file", _zero_without_mask, "error", "no mask file, and the k-space is all zero"),
     ("folder named like a kus file", _folder, "warning", "a folder named like an undersampled file"),
 ]
 

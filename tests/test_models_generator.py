@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genre.models.config import GeneratorConfig, preset
-from genre.models.generator import Generator
+from genre.models.generator import Generator, grown_state
 from conftest import kt_mask
 
 KY, KX = 37, 51  # odd on both axes, not a multiple of 2**depth
@@ -105,6 +105,41 @@ def test_activation_checkpointing_gives_the_same_gradients():
         model(kspace, mask).image().sum().backward()
         grads.append(model.cascades[0].apu.feat_extract.weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_generator_grown_by_cascades_starts_near_the_shorter_one():
+    """grown_state keeps the trained cascades and appends ones that barely change the output.
+
+    Appending fresh cascades as they are would change the output as much as an untrained
+    network; the zeroed output convolution and step leave only the APU's mean term.
+    """
+    short = _generator(seed=1)
+    kspace, mask = _problem(short.config, seed=2)
+    long = _generator(seed=3, cascades=4)
+    state = grown_state(long, short.state_dict())
+    for key, value in short.state_dict().items():
+        assert torch.equal(state[key], value)
+    for index in (2, 3):
+        assert float(state[f"cascades.{index}.eta"]) == 0.0
+        assert not state[f"cascades.{index}.apu.conv_last.weight"].any()
+        assert torch.equal(state[f"cascades.{index}.apu.feat_extract.weight"],
+                           long.state_dict()[f"cascades.{index}.apu.feat_extract.weight"])
+    with torch.no_grad():
+        reference = short.reconstruct(kspace, mask)
+        fresh = long.reconstruct(kspace, mask)
+        long.load_state_dict(state)
+        grown = long.reconstruct(kspace, mask)
+    assert (grown - reference).norm() < 0.1 * (fresh - reference).norm()
+    assert (grown - reference).norm() < 0.05 * reference.norm()
+
+
+def test_grown_state_refuses_states_it_cannot_complete():
+    short, long = _generator(), _generator(cascades=3)
+    assert grown_state(short, short.state_dict()).keys() == short.state_dict().keys()
+    with pytest.raises(ValueError, match="lacks entries other than whole appended cascades"):
+        grown_state(long, {k: v for k, v in short.state_dict().items() if not k.startswith("sensitivity.")})
+    with pytest.raises(ValueError, match="entries this generator lacks"):
+        grown_state(short, long.state_dict())
 
 
 def test_generator_rejects_wrong_layout():

@@ -135,6 +135,35 @@ def test_training_starts_from_given_weights_of_the_same_configuration(tmp_path, 
     assert code == 2 and "another configuration" in caplog.text
 
 
+def test_training_grows_given_weights_by_cascades(tmp_path, caplog):
+    """--cascades above the initial weights' count grows the network; below it is refused in one line."""
+    from genre.models.config import preset
+    from genre.models.generator import Generator
+    from genre.train.config import TrainConfig
+    from genre.train.run import TrainingSetupError, initial_weights
+    from genre.weights_file import load_generator, save_weights
+
+    saved = save_weights(tmp_path / "start.safetensors", Generator(preset("tiny")))
+    assert TrainConfig(preset="tiny", cascades=3).generator_config().cascades == 3
+    assert TrainConfig(preset="tiny").generator_config().cascades == preset("tiny").cascades
+    with pytest.raises(ValueError, match="cascades"):
+        TrainConfig(preset="tiny", cascades=0)
+    with pytest.raises(TrainingSetupError, match="more than this run's 1"):
+        initial_weights(TrainConfig(preset="tiny", cascades=1, init_weights=str(saved)))
+    argv = ["train", "--simulated", "2", "--steps-per-epoch", "2", "--simulated-val", "0", "--out", str(tmp_path / "run"),
+            "--preset", "tiny", "--cascades", "3", "--epochs", "1", "--num-workers", "0", "--no-gan", "--no-sda",
+            "--init-weights", str(saved)]
+    caplog.set_level("INFO")
+    assert main(argv) == 0
+    assert "from 2 to 3 cascades" in caplog.text
+    grown = load_generator(tmp_path / "run" / "last.safetensors")
+    assert grown.config.cascades == 3
+    # Two steps move the kept cascades only a little from the file's weights.
+    start = load_generator(saved).state_dict()
+    key = "cascades.0.apu.feat_extract.weight"
+    assert torch.allclose(grown.state_dict()[key], start[key], atol=0.05)
+
+
 def test_a_fine_tuning_records_the_commands_that_made_its_initial_weights(tmp_path):
     """The shipped weights' sidecar must hold every command of their lineage, not only the last run's."""
     from genre.models.config import preset

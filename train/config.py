@@ -35,6 +35,8 @@ class TrainConfig:
     """Everything that decides what a training run computes; defaults are the paper's where it gives them."""
 
     preset: str = "paper"
+    # None: the preset's. More than the initial weights' count grows them (genre.models.generator.grown_state).
+    cascades: int | None = None
     epochs: int = 20
     steps_per_epoch: int | None = None  # cap for quick runs; None: the sampler's whole epoch
     batch_size: int = 1  # matrix sizes differ between files: larger batches need one size
@@ -92,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.domain_key not in DOMAIN_KEYS:
             raise ValueError(f"domain key must be one of {', '.join(DOMAIN_KEYS)}, got {self.domain_key!r}")
+        if self.cascades is not None and self.cascades < 1:
+            raise ValueError(f"cascades must be >= 1 or unset, got {self.cascades}")
         positive = ("epochs", "batch_size", "lr_step", "ckpt_every", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) < 1:
@@ -109,9 +113,11 @@ class TrainConfig:
         check_curriculum(self.curriculum)
 
     def generator_config(self) -> GeneratorConfig:
-        """The preset with this run's residual switch, activation checkpointing and bf16."""
+        """The preset with this run's cascade count, residual switch, activation checkpointing and bf16."""
+        base = preset(self.preset)
         return replace(
-            preset(self.preset),
+            base,
+            cascades=base.cascades if self.cascades is None else self.cascades,
             residual=self.residual,
             checkpointing=self.activation_checkpointing,
             bf16=self.bf16,

@@ -103,7 +103,8 @@ def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor] | None:
     """The generator state of ``config.init_weights`` (None without it); raises :class:`TrainingSetupError`.
 
     The file's generator must have this run's configuration, up to how it is computed
-    (activation checkpointing, bf16): fine-tuning, not a change of architecture.
+    (activation checkpointing, bf16) and up to appended cascades: fine-tuning, or growing a
+    trained network by cascades that start near the identity (:func:`genre.models.generator.grown_state`).
     """
     if config.init_weights is None:
         return None
@@ -111,13 +112,19 @@ def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor] | None:
         start = load_generator(config.init_weights)
     except WeightsFileError as exc:
         raise TrainingSetupError(str(exc)) from None
-    computed = ("checkpointing", "bf16")
+    computed = ("checkpointing", "bf16", "cascades")
     wanted = {k: v for k, v in config.generator_config().to_dict().items() if k not in computed}
     found = {k: v for k, v in start.config.to_dict().items() if k not in computed}
     if wanted != found:
         differ = sorted(k for k in wanted if wanted[k] != found.get(k))
         raise TrainingSetupError(f"{config.init_weights}: a generator of another configuration than the "
                                  f"{config.preset} preset's (differs in {', '.join(differ)})")
+    have, need = start.config.cascades, config.generator_config().cascades
+    if have > need:
+        raise TrainingSetupError(f"{config.init_weights}: {have} cascades, more than this run's {need}")
+    if have < need:
+        log.info("growing %s from %d to %d cascades: the appended ones start near the identity", config.init_weights,
+                 have, need)
     return start.state_dict()
 
 

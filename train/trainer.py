@@ -40,7 +40,7 @@ from genre.data.curriculum import curriculum_accelerations
 from genre.data.dataset import TrainingDataset
 from genre.data.sampler import DomainInterleavedSampler
 from genre.models.discriminator import PatchDiscriminator
-from genre.models.generator import Generator
+from genre.models.generator import Generator, grown_state
 from genre.weights_file import save_weights
 from genre.train import plots, training_state
 from genre.train.adversary import adversarial_loss, discriminator_step
@@ -86,7 +86,7 @@ class Trainer:
 
         generator = Generator(config.generator_config())
         if initial is not None:
-            generator.load_state_dict(initial)
+            generator.load_state_dict(grown_state(generator, initial))
         generator = generator.to(self.device)
         self.generator: torch.nn.Module = DistributedDataParallel(generator) if ctx.distributed else generator
         self.opt_g = AdamW(generator.parameters(), lr=config.lr, weight_decay=config.weight_decay)

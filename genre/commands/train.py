@@ -76,7 +76,8 @@ def register(subparsers, formatter_class) -> None:
                         help="root of a training tree (holds MultiCoil/...); optional with --simulated")
     parser.add_argument("--init-weights", default=None, metavar="PATH",
                         help="start the generator from this weights file (e.g. genre/weights/*.safetensors) instead of "
-                        "a random initialisation; it must be of --preset's configuration; optimisers start afresh")
+                        "a random initialisation; it must be of --preset's configuration, with at most --cascades cascades (the ones "
+                        "it lacks are appended and start near the identity); optimisers start afresh")
     parser.add_argument("--simulated", type=int, default=d.simulated, metavar="N",
                         help="also (or only) train on N samples per epoch simulated on the fly from several image "
                         "sources, coil models, sizes, SNRs and masks (genre.data.simulation); 0: none")
@@ -88,6 +89,9 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, plots, weights")
     parser.add_argument("--preset", choices=PRESETS, default=d.preset,
                         help="generator size: paper (108 M parameters), small (CPU demos), tiny (tests)")
+    parser.add_argument("--cascades", type=int, default=None, metavar="N",
+                        help="unrolled cascades instead of the preset's (small: 4, paper: 16); with --init-weights of "
+                        "fewer cascades, the network is grown (e.g. --preset small --cascades 8)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint, with the run's saved settings "
                         "(only --num-workers, --ckpt-every and --keep-checkpoints may change)")
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = TrainConfig(
-            preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+            preset=args.preset, cascades=args.cascades, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
             domain_key=args.domain_key, holdout_domains=args.holdout_domains, val_patients=args.val_patients,
             val_max_samples=args.val_max_samples, ckpt_every=args.ckpt_every, keep_checkpoints=args.keep_checkpoints,
             batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, sda=not args.no_sda,

@@ -276,11 +276,27 @@ def mask_from_kspace(kus: MatArray, kspace: tuple[int, int, int, int, int], sing
     ``kspace`` is the file's 5-D shape (:func:`kspace_layout`). A sample counts as acquired
     where any coil is nonzero; undersampled data is ``kspace .* mask`` with one mask for every
     slice, so the central slice tells the pattern and only it is read. Whole lines or single
-    samples: see :func:`genre.masks.mask_from_samples`. Raises ``MatFileError``.
+    samples: see :func:`genre.masks.mask_from_samples`. Raises ``MatFileError``, also where a frame is all zero in every coil (:func:`check_acquired`).
     """
     frames, slices, coils, ny, nx = kspace
     values = kus.complex64(stored_index(kus.shape, single_coil, slice_=slices // 2)).reshape(frames, coils, ny, nx)
-    return mask_from_samples((values != 0).any(axis=1))
+    mask, whole_lines = mask_from_samples((values != 0).any(axis=1))
+    check_acquired(kus.path, mask, "no mask file, and the k-space")
+    return mask, whole_lines
+
+
+def check_acquired(path: Path, mask: np.ndarray, what: str = "mask") -> None:
+    """Raise ``MatFileError`` naming ``path`` where a frame of ``mask`` ``(frames, ky, kx)`` samples nothing.
+
+    Nothing was acquired there, so no method has anything to reconstruct: the same refusal
+    whether the mask was read from its file or derived from the k-space (``what`` says which).
+    """
+    empty = np.flatnonzero(~mask.any(axis=(1, 2)))
+    if len(empty) == len(mask):
+        raise MatFileError(path, f"{what} is all zero: nothing was acquired")
+    if len(empty):
+        frames = ", ".join(str(t + 1) for t in empty)
+        raise MatFileError(path, f"{what} samples nothing in frame(s) {frames} (1-based): nothing was acquired there")
 
 
 def mask_layout(mask_shape: tuple[int, ...], kspace: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
@@ -315,10 +331,5 @@ def read_mask(path: Path, kspace: tuple[int, int, int, int, int]) -> np.ndarray:
         mask = data.float32().reshape(shape)
     if not np.isin(mask, (0.0, 1.0)).all():
         raise MatFileError(path, "mask values must be 0 or 1")
-    empty = np.flatnonzero(~mask.any(axis=(1, 2)))
-    if len(empty) == len(mask):
-        raise MatFileError(path, "mask is all zero: nothing was acquired")
-    if len(empty):
-        frames = ", ".join(str(t + 1) for t in empty)
-        raise MatFileError(path, f"mask samples nothing in frame(s) {frames} (1-based): nothing was acquired there")
+    check_acquired(path, mask)
     return mask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -213,3 +214,34 @@ class Generator(nn.Module):
         b, _, _, ny, nx = kspace.shape
         if tuple(mask.shape) != (b, adj, ny, nx):
             raise ValueError(f"mask must be (batch, adj, ky, kx) = {(b, adj, ny, nx)}, got {tuple(mask.shape)}")
+
+
+def grown_state(generator: Generator, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` of a generator with the same configuration but fewer cascades, completed to ``generator``'s.
+
+    The cascades ``state`` lacks are appended after its own, keep ``generator``'s (fresh)
+    weights, and start with a zero output convolution and a zero step size: each then changes
+    its input only by the constant the APU adds back after its normalisation (the input mean)
+    expanded through the maps, a smooth low-frequency term that the measured-sample
+    replacement (``measured_out``) mostly removes. Growing an unrolled network this way keeps
+    what the shorter one learned instead of restarting it (tests/test_models_generator.py measures
+    how close the grown network starts). ``state`` with every cascade is returned as it is.
+    """
+    own = generator.state_dict()
+    missing = sorted(set(own) - set(state))
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"state has entries this generator lacks: {', '.join(unknown[:3])}")
+    given = {int(k.split(".")[1]) for k in state if k.startswith("cascades.")}
+    if not missing:
+        return dict(state)
+    if any(not k.startswith("cascades.") or int(k.split(".")[1]) in given for k in missing):
+        raise ValueError(f"state lacks entries other than whole appended cascades: {', '.join(missing[:3])}")
+    grown = dict(state)
+    for index in range(len(given), len(generator.cascades)):
+        prefix = f"cascades.{index}."
+        for key, value in own.items():
+            if key.startswith(prefix):
+                appended = key in (prefix + "eta", prefix + "apu.conv_last.weight")
+                grown[key] = torch.zeros_like(value) if appended else value
+    return grown
