@@ -6,9 +6,10 @@ Run after ``scripts/generalization.sh OUT`` (same OUT, same fixed seeds)::
 
 Per family it prints:
 
-* each method's mean SSIM, and GENRE-CMR's gain over zero-filled and CG-SENSE, grouped by coil
-  count (read from the held-out vendor folder, ``HeldOut_<nc>ch_...``), R, pattern and stem
-  kind (cine: periodic frames; mapping: weightings; single-frame: slice neighbours), with the
+* each method's mean SSIM and PSNR, and GENRE-CMR's gain over zero-filled, CG-SENSE and BART,
+  grouped by coil count (read from the held-out vendor folder, ``HeldOut_<nc>ch_...``), phase
+  encodes (within the simulated training's range, :data:`TRAINED_NY`, or above it), R, pattern and stem kind
+  (cine: periodic frames; mapping: weightings; single-frame: slice neighbours), with the
   number of files where GENRE-CMR is below zero-filled;
 * the median share of the zero-filled error that each method moves (``|x - zf| / |gt - zf|``)
   and removes (``1 - |x - gt|^2 / |zf - gt|^2``), every array scaled by its 99.5th percentile
@@ -35,6 +36,7 @@ import torch
 from genre.evaluation.reference import reference_image
 from genre.data.cmrx import find_cases
 from genre.data.contract import OutputMode
+from genre.data.simulation import SimulationConfig
 from genre.data.synthetic import SynthConfig, job_mask, plan, series_images, series_kspace
 from genre.recon.base import SeriesInfo
 from genre.models.generator import input_scale
@@ -50,8 +52,10 @@ CONFIGS = {
     "biological": SynthConfig(family="biological", frames=6, slices=2, seed=12),
 }
 #: Row order of the grouped table.
-GROUP_ORDER = ("4-6 coils", "8-12 coils", "16-32 coils", "R 8", "R 16", "R 24", "Uniform", "ktGaussian", "ktRadial",
+GROUP_ORDER = ("4-6 coils", "8-12 coils", "16-32 coils", "ny in training", "ny above", "R 8", "R 16", "R 24", "Uniform", "ktGaussian", "ktRadial",
                "cine", "mapping", "single-frame", "all")
+#: The most phase encodes the simulated training draws (SimulationConfig.ny).
+TRAINED_NY = SimulationConfig().ny[1]
 #: Pixels above this fraction of the image's peak count as the object in the map coherence.
 OBJECT_LEVEL = 0.1
 
@@ -89,27 +93,32 @@ def correction(gt: np.ndarray, zero_filled: np.ndarray, x: np.ndarray) -> tuple[
     return float(np.linalg.norm(x - zero_filled) / error), float(1 - np.linalg.norm(x - gt) ** 2 / error**2)
 
 
-def _scores(compare: Path) -> list[dict]:
-    """One dict per file: its per_file.csv metadata and each method's SSIM."""
+def _scores(compare: Path, config: SynthConfig) -> list[dict]:
+    """One dict per file: its per_file.csv metadata, its phase encodes ``ny`` and each method's ``{"ssim", "psnr"}``."""
+    ny = {(job.domain.vendor, job.patient, job.stem): job.ny for job in plan(config)}
     files: dict[str, dict] = {}
     for method in METHODS:
         for row in csv.DictReader(open(compare / method / "per_file.csv", newline="")):
-            files.setdefault(row["file"], dict(row))[method] = float(row["ssim"])
+            entry = files.setdefault(row["file"], dict(row, ny=ny[row["vendor"], row["patient"], row["stem"]]))
+            entry[method] = {"ssim": float(row["ssim"]), "psnr": float(row["psnr"])}
     return list(files.values())
 
 
-def _print_groups(rows: list[dict]) -> None:
+def _print_groups(rows: list[dict], metric: str) -> None:
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        for key in (coil_class(vendor_coils(row["vendor"])), f"R {row['acceleration']}", row["pattern"], stem_kind(row["stem"]), "all"):
+        size = "ny in training" if row["ny"] <= TRAINED_NY else "ny above"
+        for key in (coil_class(vendor_coils(row["vendor"])), size, f"R {row['acceleration']}", row["pattern"], stem_kind(row["stem"]), "all"):
             if key is not None:
                 groups.setdefault(key, []).append(row)
-    print(f"{'group':14s} files " + " ".join(f"{m:>11s}" for m in METHODS) + "  genre-zf  genre-sense  genre<zf")
+    print(f"{metric.upper():14s}")
+    print(f"{'group':14s} files " + " ".join(f"{m:>11s}" for m in METHODS) + "  genre-zf  genre-sense  genre-bart  genre<zf")
     for key, chosen in sorted(groups.items(), key=lambda item: GROUP_ORDER.index(item[0])):
-        mean = {m: np.mean([r[m] for r in chosen]) for m in METHODS}
-        below = sum(r["genre"] < r["zero-filled"] for r in chosen)
+        mean = {m: np.mean([r[m][metric] for r in chosen]) for m in METHODS}
+        below = sum(r["genre"][metric] < r["zero-filled"][metric] for r in chosen)
         print(f"{key:14s} {len(chosen):5d} " + " ".join(f"{mean[m]:11.4f}" for m in METHODS)
-              + f"  {mean['genre'] - mean['zero-filled']:+.4f}   {mean['genre'] - mean['sense']:+.4f}     {below}/{len(chosen)}")
+              + f"  {mean['genre'] - mean['zero-filled']:+.4f}   {mean['genre'] - mean['sense']:+.4f}     "
+              f"{mean['genre'] - mean['bart']:+.4f}     {below}/{len(chosen)}")
 
 
 def _print_corrections(root: Path, family: str) -> None:
@@ -158,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         if not compare.is_dir():
             continue
         print(f"== {family} ==")
-        _print_groups(_scores(compare))
+        rows = _scores(compare, config)
+        _print_groups(rows, "ssim")
+        _print_groups(rows, "psnr")
         _print_corrections(args.out, family)
         _print_maps_and_scale(config)
     return 0

@@ -106,6 +106,21 @@ def test_genre_train_on_simulated_samples_only(tmp_path):
     assert sidecar["summary"]["commands"] == [" ".join(["genre", *args])]
 
 
+def test_genre_train_draws_matrices_from_the_given_ranges(tmp_path, caplog):
+    """--sim-ny/--sim-nx/--sim-coils reach the run's simulation (and its sidecar); a falling range is refused in one line."""
+    out = tmp_path / "run"
+    args = ["train", "--simulated", "2", "--simulated-val", "0", "--out", str(out), "--preset", "tiny", "--epochs", "1",
+            "--num-workers", "0", "--no-checkpointing", "--no-gan", "--curriculum", "0:4", "--sim-ny", "150:160",
+            "--sim-coils", "20:20", "--sim-nx", "32:36"]
+    assert main(args) == 0
+    simulation = json.loads((out / "last.json").read_text())["summary"]["train_config"]["simulation"]
+    assert simulation["ny"] == [150, 160] and simulation["nx"] == [32, 36] and simulation["coils"] == [20, 20]
+    item = SimulatedDataset(1, 3, (4,), 0, SimulationConfig(**simulation))[0]
+    assert item["kspace"].shape[1] == 20 and 150 <= item["kspace"].shape[-2] <= 160 and 32 <= item["kspace"].shape[-1] <= 36
+    assert main([*args[:-2], "--sim-nx", "64:40", "--out", str(tmp_path / "bad")]) == 2
+    assert "matrix ranges must rise" in caplog.text
+
+
 def test_genre_train_needs_some_data(tmp_path, caplog):
     assert main(["train", "--out", str(tmp_path / "run"), "--preset", "tiny"]) == 2
     assert "no training data" in caplog.text

@@ -51,6 +51,14 @@ def _optional_positive(text: str) -> int | None:
     return value or None
 
 
+def parse_range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX such as 48:256, got {text!r}") from None
+    return low, high
+
+
 def _curriculum(text: str) -> tuple[tuple[float, tuple[int, ...]], ...]:
     try:
         stages = tuple((float(f), tuple(int(r) for r in rs.split(","))) for f, rs in (p.split(":") for p in text.split(";")))
@@ -62,6 +70,7 @@ def _curriculum(text: str) -> tuple[tuple[float, tuple[int, ...]], ...]:
 def register(subparsers, formatter_class) -> None:
     from genre.data.dataset import DOMAIN_KEYS
     from genre.models.config import PRESETS
+    from genre.data.simulation import SimulationConfig
     from genre.train.config import TrainConfig
 
     d = TrainConfig()
@@ -83,6 +92,14 @@ def register(subparsers, formatter_class) -> None:
                         "sources, coil models, sizes, SNRs and masks (genre.data.simulation); 0: none")
     parser.add_argument("--simulated-val", type=int, default=d.simulated_val, metavar="N",
                         help="fixed simulated samples validated every epoch (group 'simulated'), with --simulated")
+    sim = SimulationConfig()
+    parser.add_argument("--sim-ny", type=parse_range, default=f"{sim.ny[0]}:{sim.ny[1]}", metavar="MIN:MAX",
+                        help="phase encodes of the simulated samples (the challenge's files have up to 246)")
+    parser.add_argument("--sim-nx", type=parse_range, default=f"{sim.nx[0]}:{sim.nx[1]}", metavar="MIN:MAX",
+                        help="readout points of the simulated samples; the readout is fully sampled, so a narrow range "
+                        "crops it without changing the undersampling")
+    parser.add_argument("--sim-coils", type=parse_range, default=f"{sim.coils[0]}:{sim.coils[1]}", metavar="MIN:MAX",
+                        help="coils of the simulated samples, drawn log-uniformly")
     parser.add_argument("--curriculum", type=_curriculum, default=None, metavar="F:R,R;F:R,...",
                         help="accelerations per stage, from the fraction F of the epochs on; default the paper's "
                         "0:8;0.333:8,16;0.667:8,16,24")
@@ -131,6 +148,7 @@ def register(subparsers, formatter_class) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genre.data.matio import MatFileError
+    from genre.data.simulation import SimulationConfig
     from genre.device import DeviceUnavailable
     from genre.train.config import TrainConfig
     from genre.train.run import TrainingSetupError, run_training
@@ -144,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             ear=not args.no_ear, residual=not args.no_residual, gan=not args.no_gan,
             disc_per_cascade=args.disc_per_cascade, activation_checkpointing=not args.no_checkpointing,
             simulated=args.simulated, simulated_val=args.simulated_val, init_weights=args.init_weights,
+            simulation=SimulationConfig(ny=args.sim_ny, nx=args.sim_nx, coils=args.sim_coils),
             **({"curriculum": args.curriculum} if args.curriculum else {}),
         )
     except ValueError as exc:
