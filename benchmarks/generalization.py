@@ -8,9 +8,9 @@ Per family it prints:
 
 * each method's mean SSIM and PSNR, and GENRE-CMR's gain over zero-filled, CG-SENSE and BART,
   grouped by coil count (read from the held-out vendor folder, ``HeldOut_<nc>ch_...``), phase
-  encodes (within the simulated training's range, :data:`TRAINED_NY`, or above it), R, pattern and stem kind
-  (cine: periodic frames; mapping: weightings; single-frame: slice neighbours), with the
-  number of files where GENRE-CMR is below zero-filled;
+  encodes (within the simulated training's range, :data:`TRAINED_NY`, or above it), R, pattern
+  and stem kind (cine: periodic frames; mapping: weightings; single-frame: slice neighbours),
+  with the number of files where GENRE-CMR is below zero-filled;
 * the median share of the zero-filled error that each method moves (``|x - zf| / |gt - zf|``)
   and removes (``1 - |x - gt|^2 / |zf - gt|^2``), every array scaled by its 99.5th percentile
   as the scorer scales images;
@@ -52,8 +52,8 @@ CONFIGS = {
     "biological": SynthConfig(family="biological", frames=6, slices=2, seed=12),
 }
 #: Row order of the grouped table.
-GROUP_ORDER = ("4-6 coils", "8-12 coils", "16-32 coils", "ny in training", "ny above", "R 8", "R 16", "R 24", "Uniform", "ktGaussian", "ktRadial",
-               "cine", "mapping", "single-frame", "all")
+GROUP_ORDER = ("4-6 coils", "8-12 coils", "16-32 coils", "ny in training", "ny above", "R 8", "R 16", "R 24", "Uniform",
+               "ktGaussian", "ktRadial", "cine", "mapping", "single-frame", "all")
 #: The most phase encodes the simulated training draws (SimulationConfig.ny).
 TRAINED_NY = SimulationConfig().ny[1]
 #: Pixels above this fraction of the image's peak count as the object in the map coherence.

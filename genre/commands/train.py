@@ -51,7 +51,7 @@ def _optional_positive(text: str) -> int | None:
     return value or None
 
 
-def parse_range(text: str) -> tuple[int, int]:
+def _range(text: str) -> tuple[int, int]:
     try:
         low, high = (int(v) for v in text.split(":"))
     except ValueError:
@@ -93,12 +93,12 @@ def register(subparsers, formatter_class) -> None:
     parser.add_argument("--simulated-val", type=int, default=d.simulated_val, metavar="N",
                         help="fixed simulated samples validated every epoch (group 'simulated'), with --simulated")
     sim = SimulationConfig()
-    parser.add_argument("--sim-ny", type=parse_range, default=f"{sim.ny[0]}:{sim.ny[1]}", metavar="MIN:MAX",
+    parser.add_argument("--sim-ny", type=_range, default=f"{sim.ny[0]}:{sim.ny[1]}", metavar="MIN:MAX",
                         help="phase encodes of the simulated samples (the challenge's files have up to 246)")
-    parser.add_argument("--sim-nx", type=parse_range, default=f"{sim.nx[0]}:{sim.nx[1]}", metavar="MIN:MAX",
+    parser.add_argument("--sim-nx", type=_range, default=f"{sim.nx[0]}:{sim.nx[1]}", metavar="MIN:MAX",
                         help="readout points of the simulated samples; the readout is fully sampled, so a narrow range "
                         "crops it without changing the undersampling")
-    parser.add_argument("--sim-coils", type=parse_range, default=f"{sim.coils[0]}:{sim.coils[1]}", metavar="MIN:MAX",
+    parser.add_argument("--sim-coils", type=_range, default=f"{sim.coils[0]}:{sim.coils[1]}", metavar="MIN:MAX",
                         help="coils of the simulated samples, drawn log-uniformly")
     parser.add_argument("--curriculum", type=_curriculum, default=None, metavar="F:R,R;F:R,...",
                         help="accelerations per stage, from the fraction F of the epochs on; default the paper's "
