@@ -8,7 +8,13 @@ samples come from the training distribution (:mod:`genre.data.simulation`), neve
 held-out families of the generalization benchmark, so choosing by this score does not tune to
 those families.
 
-    python -m benchmarks.simulated WEIGHTS [WEIGHTS ...] [--samples 96] [--seed 500] [--ny 48:112] [--nx 48:128] [--coils 4:12]
+    python -m benchmarks.simulated [WEIGHTS ...] [--methods zero-filled,sense,bart] [--samples 96] [--seed 500] \
+        [--ny 48:112] [--nx 48:128] [--coils 4:12]
+
+``--methods`` scores classical reconstructions of the same samples beside the weights (each
+sample's adjacent inputs stand as a short series, :func:`as_series`), which tells a shortfall on the
+held-out families that the training distribution shares (capacity) from one it does not (a
+distribution shift). Every line has the mean over all samples, then each image source's.
 
 ``--ny``/``--nx``/``--coils`` draw matrices and coil counts from other ranges than the default
 simulation's, as ``genre train --sim-ny/--sim-nx/--sim-coils`` do.
@@ -19,9 +25,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset, Subset
+from tqdm import tqdm
 
 from genre.data.simulation import SimulatedDataset, SimulationConfig
+from genre.evaluation.metrics import image_scores, normalize_percentile
+from genre.recon import make_reconstructor
+from genre.recon.base import SeriesInfo
+from genre.series import has_time_axis
 from genre.train.distributed import DistContext
 from genre.train.validation import validate
 from genre.weights_file import load_generator
@@ -36,25 +49,81 @@ def _range(text: str) -> tuple[int, ...]:
 ACCELERATIONS = (4, 8, 12, 16, 20, 24)
 
 
+#: Adjacent inputs of the classical methods' samples: the shipped presets' (the samples'
+#: images, coils and masks do not depend on it, only which frames surround the centre).
+ADJACENT = 5
+
+
+def by_source(dataset: SimulatedDataset) -> dict[str, Subset]:
+    """The dataset's samples grouped by image source (its domains), in the sources' order."""
+    return {
+        source: Subset(dataset, [i for i, domain in enumerate(dataset.domains) if domain == source])
+        for source in dataset.config.sources
+        if source in dataset.domains
+    }
+
+
+def as_series(item: dict) -> tuple[torch.Tensor, torch.Tensor, SeriesInfo, tuple[int, int]]:
+    """A simulated item as the series a reconstructor takes, and where its centre image lies in it.
+
+    The adjacent inputs stand as the series: frames ``(adj, 1, coils, ky, kx)`` for a
+    time-resolved stem, slices ``(1, adj, coils, ky, kx)`` of one frame for a single-frame stem
+    (whose neighbours are slices); returns k-space (zero where not sampled), mask ``(frames, ky,
+    kx)``, the series info and ``(frame, slice)`` of the centre.
+    """
+    adj = item["kspace"].shape[0]
+    measured = item["kspace"] * item["mask"].unsqueeze(1)
+    if has_time_axis(item["stem"]):
+        return measured.unsqueeze(1), item["mask"], SeriesInfo(item["stem"], adj), (adj // 2, 0)
+    return measured.unsqueeze(0), item["mask"][adj // 2 : adj // 2 + 1], SeriesInfo(item["stem"], 1), (0, adj // 2)
+
+
+def method_scores(method, samples: Dataset) -> np.ndarray:
+    """``(samples, 3)`` PSNR, SSIM, NMSE of ``method``'s centre image of each item, scored as validation scores."""
+    scores = []
+    for index in tqdm(range(len(samples)), desc=method.name, leave=False):
+        item = samples[index]
+        kspace, mask, info, (frame, slice_) = as_series(item)
+        image = method.reconstruct(kspace, mask, info)[frame, slice_].numpy()
+        scores.append(image_scores(normalize_percentile(item["target"].numpy()), normalize_percentile(image)))
+    return np.array(scores)
+
+
+def report(name: str, groups: dict[str, tuple[float, float, float, int]]) -> None:
+    """One line: the mean over all samples, then each source's PSNR / SSIM."""
+    count = sum(g[3] for g in groups.values())
+    psnr, ssim, nmse = (sum(g[k] * g[3] for g in groups.values()) / count for k in range(3))
+    sources = ", ".join(f"{source} {g[0]:.2f} / {g[1]:.4f}" for source, g in groups.items())
+    print(f"{name}: SSIM {ssim:.4f} PSNR {psnr:.2f} NMSE {nmse:.4f} ({sources})", flush=True)
+
+
+@torch.no_grad()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("weights", type=Path, nargs="+", help="weights files (.safetensors with their .json sidecars)")
+    parser.add_argument("weights", type=Path, nargs="*", help="weights files (.safetensors with their .json sidecars)")
+    parser.add_argument("--methods", type=lambda s: [m for m in s.split(",") if m], default=[], metavar="M[,M]",
+                        help="classical methods scored on the same samples: zero-filled, sense, bart")
     parser.add_argument("--samples", type=int, default=96, help="fixed simulated samples (default 96)")
     parser.add_argument("--seed", type=int, default=500, help="their seed (default 500; runs validate on seed + 1 of theirs)")
     parser.add_argument("--ny", type=_range, default=SimulationConfig().ny, metavar="MIN:MAX", help="phase encodes")
     parser.add_argument("--nx", type=_range, default=SimulationConfig().nx, metavar="MIN:MAX", help="readout points")
     parser.add_argument("--coils", type=_range, default=SimulationConfig().coils, metavar="MIN:MAX", help="coil counts")
     args = parser.parse_args(argv)
+    if not args.weights and not args.methods:
+        parser.error("give weights files, --methods, or both")
     config = SimulationConfig(ny=args.ny, nx=args.nx, coils=args.coils)
-    torch.set_grad_enabled(False)
     ctx = DistContext(0, 1, torch.device("cpu"))
     print(f"{args.samples} simulated samples, seed {args.seed}, R {ACCELERATIONS}, ny {config.ny}, nx {config.nx}, coils {config.coils}")
     for path in args.weights:
         model = load_generator(path, torch.device("cpu"))
         dataset = SimulatedDataset(args.samples, model.config.adjacent, ACCELERATIONS, args.seed, config, fixed=True)
-        result = validate(model, {"simulated": dataset}, ctx, None, epoch=0)["simulated"]
-        print(f"{path}: SSIM {result['ssim']:.4f} PSNR {result['psnr']:.2f} NMSE {result['nmse']:.4f} "
-              f"(zero-filled SSIM {result['zf_ssim']:.4f} PSNR {result['zf_psnr']:.2f})")
+        groups = validate(model, by_source(dataset), ctx, None, epoch=0)
+        report(str(path), {source: (g["psnr"], g["ssim"], g["nmse"], g["samples"]) for source, g in groups.items()})
+    for name in args.methods:
+        method = make_reconstructor(name, torch.device("cpu"))
+        dataset = SimulatedDataset(args.samples, ADJACENT, ACCELERATIONS, args.seed, config, fixed=True)
+        groups = {source: method_scores(method, subset) for source, subset in by_source(dataset).items()}
+        report(name, {source: (*g.mean(axis=0), len(g)) for source, g in groups.items()})
     return 0
 
 

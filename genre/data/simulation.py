@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -270,14 +270,35 @@ def simulate_sample(
     """One training item (the :class:`genre.data.dataset.TrainingDataset` layout) drawn with ``rng``."""
     ny, nx = int(rng.integers(config.ny[0], config.ny[1] + 1)), int(rng.integers(config.nx[0], config.nx[1] + 1))
     images, stem = source_series(rng, source, ny, nx)
-    frames, slices = images.shape[:2]
+    item = acquire(rng, images, stem, accelerations, adjacent, config)
+    item.update(domain=source, path=f"simulated:{source}")
+    return item
+
+
+def acquire(
+    rng: np.random.Generator,
+    images: np.ndarray,
+    stem: str,
+    accelerations: Sequence[int],
+    adjacent: int,
+    config: SimulationConfig,
+    maps: Callable[[int, int, int], np.ndarray] | None = None,
+) -> dict:
+    """Acquire a noiseless series ``(frames, slices, ny, nx)`` complex: an item without ``domain`` and ``path``.
+
+    One frame and slice, its adjacent inputs, coils, gain, noise, pattern, R and ACS are drawn
+    with ``rng`` from ``config``. ``maps(coils, ny, nx)`` replaces the training coil models
+    (:data:`COIL_MODELS`): the distribution-shift benchmark acquires other coils and images
+    the same way (``benchmarks/shift.py``).
+    """
+    frames, slices, ny, nx = images.shape
     mode = neighbours(stem, frames)
     frame, slice_ = int(rng.integers(frames)), int(rng.integers(slices))
     positions = adjacent_positions(frames, slices, frame, slice_, adjacent, mode)
     picked = np.stack([images[f, s] for f, s in positions])  # (adj, ny, nx)
 
     coils = int(np.exp(rng.uniform(math.log(config.coils[0]), math.log(config.coils[1] + 1))))
-    maps = coil_maps(rng, COIL_MODELS[rng.integers(len(COIL_MODELS))], coils, ny, nx)
+    maps = coil_maps(rng, COIL_MODELS[rng.integers(len(COIL_MODELS))], coils, ny, nx) if maps is None else maps(coils, ny, nx)
     gain = float(10 ** rng.uniform(-3, 3))
     kspace = fft2c(torch.from_numpy(picked[:, None] * maps * gain)).numpy()
     level = gain * float(np.percentile(np.abs(picked[adjacent // 2]), 99)) or gain
@@ -295,8 +316,6 @@ def simulate_sample(
         "kspace": kspace,
         "mask": mask,
         "target": rss_from_kspace(kspace[adjacent // 2]),
-        "domain": source,
-        "path": f"simulated:{source}",
         "stem": stem,
         "frame": frame,
         "slice": slice_,
