@@ -1,7 +1,8 @@
 """Which part of a held-out family moves the network's lead over the classical methods: its images or its coils.
 
-On the training distribution the shipped weights lead BART by about 3 dB; on the held-out
-families of the generalization benchmark they trail it (docs/benchmarks.md). Those families
+On the training distribution the shipped weights lead BART by about 3 dB in the mean (level
+with it by the median); on the held-out families of the generalization benchmark they trail it
+(docs/benchmarks.md). Those families
 differ from training in several ways at once: image content, coil model, matrix size, coil
 count. This benchmark changes one at a time, at the training's matrix sizes, coil counts, SNR,
 patterns and R (:class:`genre.data.simulation.SimulationConfig`), acquired by the training's
@@ -16,8 +17,9 @@ Every cell scores the weights (through ``genre predict``'s reconstructor) and th
 methods on the same samples. The per-sample difference between the network and a classical
 method does not depend on how hard a cell's samples are, so its change from cell to cell is the
 network's own loss to the shift; its median is printed beside its mean, because a classical
-method's rare failures (ESPIRiT on an image that fills the field of view) move the mean. A diagnosis only: the
-held-out images and coils are never drawn by training (``tests/test_simulation.py``).
+method's rare failures (ESPIRiT on an image that fills the field of view) move the mean. A
+diagnosis only: the held-out images and coils are never drawn by training
+(``tests/test_simulation.py``).
 
     python -m benchmarks.shift WEIGHTS [--methods sense,bart] [--samples 48] [--seed 600] [--families bart,biological]
 """
@@ -25,6 +27,7 @@ held-out images and coils are never drawn by training (``tests/test_simulation.p
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ from benchmarks.simulated import ACCELERATIONS, ADJACENT, method_scores
 from genre.data.heldout import RENDERERS
 from genre.data.simulation import TRAINING_SOURCES, SimulationConfig, acquire, source_series
 from genre.recon import make_reconstructor
+from genre.recon.base import MethodUnavailable
 
 #: A held-out family's series in the shift cells: (stem, frames, slices) as its benchmark tree has them.
 FAMILY_SERIES = (("cine_sax", 6, 1), ("cine_lax_4ch", 6, 1), ("T2map", 3, 1), ("T1w", 1, 2), ("lge_sax", 1, 2), ("blackblood", 1, 2))
@@ -92,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=48, help="samples per cell (default 48)")
     parser.add_argument("--seed", type=int, default=600, help="their seed (default 600)")
     args = parser.parse_args(argv)
-    network = make_reconstructor("genre", torch.device("cpu"), args.weights)
-    methods = [make_reconstructor(name, torch.device("cpu")) for name in args.methods]
+    unknown = sorted(set(args.families) - set(RENDERERS))
+    if unknown:
+        parser.error(f"unknown families {', '.join(unknown)}; choose from {', '.join(RENDERERS)}")
+    try:
+        network = make_reconstructor("genre", torch.device("cpu"), args.weights)
+        methods = [make_reconstructor(name, torch.device("cpu")) for name in args.methods]
+    except MethodUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.samples} samples per cell, seed {args.seed}; PSNR / SSIM means, and the network minus each method "
           "per sample: mean (median)")
     print("| images | coils | GENRE-CMR | " + " | ".join(m.name for m in methods) + " | "
@@ -106,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         row += [pair(ours, s) for s in theirs]
         print("| " + " | ".join(row) + " |", flush=True)
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

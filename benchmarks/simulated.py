@@ -23,6 +23,7 @@ simulation's, as ``genre train --sim-ny/--sim-nx/--sim-coils`` do.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,11 @@ from tqdm import tqdm
 from genre.data.simulation import SimulatedDataset, SimulationConfig
 from genre.evaluation.metrics import image_scores, normalize_percentile
 from genre.recon import make_reconstructor
-from genre.recon.base import SeriesInfo
+from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.series import has_time_axis
 from genre.train.distributed import DistContext
 from genre.train.validation import validate
-from genre.weights_file import load_generator
+from genre.weights_file import WeightsFileError, load_generator
 
 
 def _range(text: str) -> tuple[int, ...]:
@@ -113,17 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give weights files, --methods, or both")
     config = SimulationConfig(ny=args.ny, nx=args.nx, coils=args.coils)
     ctx = DistContext(0, 1, torch.device("cpu"))
+    try:  # everything is loaded before the first long run, so a bad argument fails at once
+        models = [(path, load_generator(path, torch.device("cpu"))) for path in args.weights]
+        methods = [make_reconstructor(name, torch.device("cpu")) for name in args.methods]
+    except (WeightsFileError, MethodUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.samples} simulated samples, seed {args.seed}, R {ACCELERATIONS}, ny {config.ny}, nx {config.nx}, coils {config.coils}")
-    for path in args.weights:
-        model = load_generator(path, torch.device("cpu"))
+    for path, model in models:
         dataset = SimulatedDataset(args.samples, model.config.adjacent, ACCELERATIONS, args.seed, config, fixed=True)
         groups = validate(model, by_source(dataset), ctx, None, epoch=0)
         report(str(path), {source: (g["psnr"], g["ssim"], g["nmse"], g["samples"]) for source, g in groups.items()})
-    for name in args.methods:
-        method = make_reconstructor(name, torch.device("cpu"))
+    for method in methods:
         dataset = SimulatedDataset(args.samples, ADJACENT, ACCELERATIONS, args.seed, config, fixed=True)
         groups = {source: method_scores(method, subset) for source, subset in by_source(dataset).items()}
-        report(name, {source: (*g.mean(axis=0), len(g)) for source, g in groups.items()})
+        report(method.name, {source: (*g.mean(axis=0), len(g)) for source, g in groups.items()})
     return 0
 
 

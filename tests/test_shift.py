@@ -60,3 +60,16 @@ def test_simulated_benchmark_scores_classical_methods_by_source(capsys):
     assert all(15 < p < 80 for p in psnr) and psnr[0] != psnr[1]
     with pytest.raises(SystemExit):
         simulated.main([])
+
+
+def test_benchmarks_refuse_bad_arguments_in_one_line(capsys, tmp_path):
+    missing = str(tmp_path / "none.safetensors")
+    assert simulated.main([missing]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing}: no such checkpoint file"
+    assert simulated.main(["--methods", "foo"]) == 2
+    assert "unknown method 'foo'" in capsys.readouterr().err
+    assert shift.main([missing]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing}: no such checkpoint file"
+    with pytest.raises(SystemExit):
+        shift.main([missing, "--families", "photos"])
+    assert "unknown families photos" in capsys.readouterr().err
