@@ -2,9 +2,8 @@
 
 On the training distribution the shipped weights lead BART by about 3 dB in the mean (level
 with it by the median); on the held-out families of the generalization benchmark they trail it
-(docs/benchmarks.md). Those families
-differ from training in several ways at once: image content, coil model, matrix size, coil
-count. This benchmark changes one at a time, at the training's matrix sizes, coil counts, SNR,
+(docs/benchmarks.md). Those families differ from training in several ways at once: image
+content, coil model, matrix size, coil count. This benchmark changes one at a time, at the training's matrix sizes, coil counts, SNR,
 patterns and R (:class:`genre.data.simulation.SimulationConfig`), acquired by the training's
 own :func:`~genre.data.simulation.acquire`:
 

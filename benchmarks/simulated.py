@@ -90,11 +90,10 @@ def method_scores(method, samples: Dataset) -> np.ndarray:
     return np.array(scores)
 
 
-def report(name: str, groups: dict[str, tuple[float, float, float, int]]) -> None:
-    """One line: the mean over all samples, then each source's PSNR / SSIM."""
-    count = sum(g[3] for g in groups.values())
-    psnr, ssim, nmse = (sum(g[k] * g[3] for g in groups.values()) / count for k in range(3))
-    sources = ", ".join(f"{source} {g[0]:.2f} / {g[1]:.4f}" for source, g in groups.items())
+def report(name: str, groups: dict[str, np.ndarray]) -> None:
+    """One line: the mean over all samples, then each source's PSNR / SSIM; ``groups`` as :func:`method_scores` returns them."""
+    psnr, ssim, nmse = np.concatenate(list(groups.values())).mean(axis=0)
+    sources = ", ".join(f"{source} {g[:, 0].mean():.2f} / {g[:, 1].mean():.4f}" for source, g in groups.items())
     print(f"{name}: SSIM {ssim:.4f} PSNR {psnr:.2f} NMSE {nmse:.4f} ({sources})", flush=True)
 
 
@@ -124,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         # Weights take their own number of adjacent inputs; the samples are otherwise the same.
         adjacent = method.model.config.adjacent if isinstance(method, GenreReconstructor) else ADJACENT
         dataset = SimulatedDataset(args.samples, adjacent, ACCELERATIONS, args.seed, config, fixed=True)
-        groups = {source: method_scores(method, subset) for source, subset in by_source(dataset).items()}
-        report(label, {source: (*g.mean(axis=0), len(g)) for source, g in groups.items()})
+        report(label, {source: method_scores(method, subset) for source, subset in by_source(dataset).items()})
     return 0
 
 
