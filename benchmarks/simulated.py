@@ -11,7 +11,7 @@ held-out families of the generalization benchmark, so choosing by this score doe
 those families.
 
     python -m benchmarks.simulated [WEIGHTS ...] [--methods zero-filled,sense,bart] [--samples 96] [--seed 500] \
-        [--ny 48:112] [--nx 48:128] [--coils 4:12]
+        [--ny 48:112] [--nx 48:128] [--coils 4:12] [--adapt STEPS [--adapt-lr LR]]
 
 ``--methods`` scores classical reconstructions of the same samples beside the weights (each
 sample's adjacent inputs stand as a short series, :func:`as_series`), which tells a shortfall on the
@@ -19,7 +19,9 @@ held-out families that the training distribution shares (capacity) from one it d
 distribution shift). Every line has the mean over all samples, then each image source's.
 
 ``--ny``/``--nx``/``--coils`` draw matrices and coil counts from other ranges than the default
-simulation's, as ``genre train --sim-ny/--sim-nx/--sim-coils`` do.
+simulation's, as ``genre train --sim-ny/--sim-nx/--sim-coils`` do. ``--adapt`` scores each
+weights file a second time with test-time adaptation (:mod:`genre.recon.adapt`), as ``genre
+predict --adapt`` runs it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from genre.data.simulation import SimulatedDataset, SimulationConfig
 from genre.evaluation.metrics import image_scores, normalize_percentile
 from genre.recon import make_reconstructor
+from genre.recon.adapt import Adapted, adapted
 from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.recon.network import GenreReconstructor
 from genre.series import has_time_axis
@@ -108,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ny", type=_range, default=SimulationConfig().ny, metavar="MIN:MAX", help="phase encodes")
     parser.add_argument("--nx", type=_range, default=SimulationConfig().nx, metavar="MIN:MAX", help="readout points")
     parser.add_argument("--coils", type=_range, default=SimulationConfig().coils, metavar="MIN:MAX", help="coil counts")
+    parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                        help="also score each weights file with test-time adaptation (genre predict --adapt STEPS)")
+    parser.add_argument("--adapt-lr", type=float, default=None, metavar="LR", help="its learning rate (genre predict --adapt-lr)")
     args = parser.parse_args(argv)
     if not args.weights and not args.methods:
         parser.error("give weights files, --methods, or both")
     config = SimulationConfig(ny=args.ny, nx=args.nx, coils=args.coils)
     try:  # everything is loaded before the first long run, so a bad argument fails at once
         runs = [(str(path), make_reconstructor("genre", torch.device("cpu"), path)) for path in args.weights]
+        if args.adapt or args.adapt_lr is not None:
+            runs += [(f"{label} {(method := adapted(network, args.adapt, args.adapt_lr)).name}", method) for label, network in runs]
         runs += [(name, make_reconstructor(name, torch.device("cpu"))) for name in args.methods]
     except MethodUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -121,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.samples} simulated samples, seed {args.seed}, R {ACCELERATIONS}, ny {config.ny}, nx {config.nx}, coils {config.coils}")
     for label, method in runs:
         # Weights take their own number of adjacent inputs; the samples are otherwise the same.
-        adjacent = method.model.config.adjacent if isinstance(method, GenreReconstructor) else ADJACENT
+        network = method.network if isinstance(method, Adapted) else method
+        adjacent = network.model.config.adjacent if isinstance(network, GenreReconstructor) else ADJACENT
         dataset = SimulatedDataset(args.samples, adjacent, ACCELERATIONS, args.seed, config, fixed=True)
         report(label, {source: method_scores(method, subset) for source, subset in by_source(dataset).items()})
     return 0

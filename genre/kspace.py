@@ -31,6 +31,18 @@ def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.ifft2(shifted, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
 
 
+def readout_to_image(kspace: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal inverse 1-D FFT over the readout (last) axis: ``(..., ky, kx)`` -> hybrid ``(..., ky, x)``."""
+    shifted = torch.fft.ifftshift(kspace, dim=-1)
+    return torch.fft.fftshift(torch.fft.ifft(shifted, dim=-1, norm="ortho"), dim=-1)
+
+
+def readout_to_kspace(hybrid: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`readout_to_image`: hybrid ``(..., ky, x)`` -> k-space ``(..., ky, kx)``."""
+    shifted = torch.fft.ifftshift(hybrid, dim=-1)
+    return torch.fft.fftshift(torch.fft.fft(shifted, dim=-1, norm="ortho"), dim=-1)
+
+
 def rss(coil_images: torch.Tensor, coil_dim: int = -3) -> torch.Tensor:
     """Root-sum-of-squares magnitude over the coil axis: ``(..., coils, ky, kx)`` -> ``(..., ky, kx)``."""
     if coil_images.is_complex():

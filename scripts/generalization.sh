@@ -6,21 +6,24 @@
 # Synthetic and package-shipped images, not CMRxRecon data. Fixed seeds: reruns are identical.
 # About 20 minutes on two CPU cores, most of it BART.
 #
-#   scripts/generalization.sh [OUT] [--checkpoint PATH]
+#   scripts/generalization.sh [OUT] [--checkpoint PATH] [--adapt STEPS [--adapt-lr LR]]
 #
 # OUT (default build/generalization) receives data/<family>/ (the trees), pred/<family>/<method>/
 # (img4ranking outputs, --output-mode ranking), compare/<family>/ (each method's per_file.csv and
 # summary.csv, comparison.md) and generalization.md (the three families' tables, one after the
-# other). --checkpoint: GENRE-CMR weights (default: the shipped ones). Environment: GENRE (the
-# genre command, default .venv/bin/genre; may hold arguments, e.g. "python -m genre"), DEVICE (auto),
-# BART_THREADS (BART's OpenMP threads, default 1).
+# other). --checkpoint: GENRE-CMR weights (default: the shipped ones). --adapt adds a genre-adapted
+# column: the network with test-time adaptation (genre predict --adapt; 10-25 times its time on
+# the CPU). Environment: GENRE (the genre command, default .venv/bin/genre; may hold arguments,
+# e.g. "python -m genre"), DEVICE (auto), BART_THREADS (BART's OpenMP threads, default 1).
 set -euo pipefail
 out=build/generalization
 checkpoint=()
+adapt=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkpoint) checkpoint=(--checkpoint "$2"); shift 2 ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        --adapt | --adapt-lr) adapt+=("$1" "$2"); shift 2 ;;
+        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
         *) out=$1; shift ;;
     esac
 done
@@ -35,6 +38,7 @@ declare -A synth=(
 methods=(zero-filled sense)
 if command -v bart >/dev/null; then methods+=(bart); else echo "bart not on PATH: the bart family and the BART column are left out" >&2; families=(cardiac biological); fi
 methods+=(genre genre-guarded)
+[ ${#adapt[@]} -gt 0 ] && methods+=(genre-adapted)
 
 start=$SECONDS
 report="$out/generalization.md"
@@ -50,6 +54,7 @@ for family in "${families[@]}"; do
         [ "$method" = genre ] && flags+=("${checkpoint[@]}")
         # GENRE-CMR behind the hold-out guard against CG-SENSE (genre/recon/guard.py).
         [ "$method" = genre-guarded ] && flags=(--method genre --guard sense "${checkpoint[@]}")
+        [ "$method" = genre-adapted ] && flags=(--method genre "${adapt[@]}" "${checkpoint[@]}")
         # BART's OpenMP threads spin at their barriers: on two cores shared with other work a
         # 56x64 slice took 8-20 s with the default threads and 0.7-1.1 s with one.
         [ "$method" = bart ] && prefix=(env "OMP_NUM_THREADS=${BART_THREADS:-1}")

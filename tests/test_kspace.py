@@ -11,6 +11,8 @@ from genre.kspace import (
     ifft2c,
     limit_block,
     normalize_sens,
+    readout_to_image,
+    readout_to_kspace,
     rss,
     rss_from_kspace,
     sens_expand,
@@ -138,3 +140,11 @@ def test_consistent_rss_keeps_measured_lines_and_the_estimate_elsewhere():
     torch.testing.assert_close(got, rss_from_kspace(expected))
     torch.testing.assert_close(consistent_rss(measured, estimate, torch.ones(8, 6)), rss_from_kspace(measured))
     torch.testing.assert_close(consistent_rss(measured, estimate, torch.zeros(8, 6)), rss_from_kspace(estimate))
+
+
+def test_a_readout_crop_is_the_kspace_of_the_cropped_image():
+    image = torch.randn(2, 3, 20, 30, dtype=torch.complex64)
+    kspace = fft2c(image)
+    assert torch.allclose(readout_to_kspace(readout_to_image(kspace)), kspace, atol=1e-5)
+    crop = readout_to_kspace(readout_to_image(kspace)[..., 7:23])
+    assert torch.allclose(crop, fft2c(image[..., 7:23]), atol=1e-5)

@@ -699,3 +699,30 @@ def test_what_was_assumed_to_read_a_file_is_one_warning_line(mini_tree, tmp_path
         f"{zero.kus_path}: the k-space read is all zero where the mask samples; its output is an empty image",
     ]
     assert not scipy.io.loadmat(zero.output_path(tmp_path / "out"))["img4ranking"].any()
+
+
+def test_adapted_predict_writes_every_file_and_logs_each_check(mini_tree, tmp_path, caplog):
+    """``--adapt``: the same files and shapes as the plain network, and each slice's check in the log."""
+    outputs = {}
+    for name, flags in {"genre": [], "adapted": ["--adapt", "2", "--adapt-lr", "1e-4"]}.items():
+        outputs[name] = tmp_path / name
+        with caplog.at_level(logging.INFO, logger="genre.predict"):
+            assert main(["predict", "--input", str(mini_tree), "--output", str(outputs[name]), "--device", "cpu",
+                         "--method", "genre", *flags]) == 0
+    assert "adapted 2 steps, withheld-sample error" in caplog.text
+    files = _outputs(outputs["adapted"])
+    assert files and files == _outputs(outputs["genre"])
+    for relative in files:
+        got = scipy.io.loadmat(outputs["adapted"] / relative)["img4ranking"]
+        assert got.shape == scipy.io.loadmat(outputs["genre"] / relative)["img4ranking"].shape
+        assert np.isfinite(got).all()
+
+
+def test_an_unusable_adaptation_is_refused_in_one_line(mini_tree, tmp_path, caplog):
+    for flags in (["--method", "sense", "--adapt", "3"], ["--method", "genre", "--adapt", "-1"],
+                  ["--method", "genre", "--adapt", "3", "--adapt-lr", "0"]):
+        with caplog.at_level(logging.ERROR):
+            caplog.clear()
+            assert main(["predict", "--input", str(mini_tree), "--output", str(tmp_path / "out"), *flags]) == 2
+        assert len(caplog.records) == 1 and "--adapt" in caplog.text and "\n" not in caplog.records[0].getMessage(), flags
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mat"))

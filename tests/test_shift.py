@@ -10,6 +10,9 @@ from benchmarks import shift, simulated
 from genre.data.heldout import birdcage_maps
 from genre.data.simulation import SimulationConfig, acquire, source_series
 from genre.kspace import ifft2c, rss_from_kspace
+from genre.models.config import preset
+from genre.models.generator import Generator
+from genre.weights_file import save_weights
 
 SMALL = SimulationConfig(ny=(40, 44), nx=(36, 40), coils=(3, 4))
 
@@ -73,3 +76,16 @@ def test_benchmarks_refuse_bad_arguments_in_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit):
         shift.main([missing, "--families", "photos"])
     assert "unknown families photos" in capsys.readouterr().err
+
+
+def test_simulated_benchmark_scores_weights_with_and_without_adaptation(capsys, tmp_path):
+    torch.manual_seed(0)
+    weights = str(save_weights(tmp_path / "tiny.safetensors", Generator(preset("tiny"))))
+    small = ["--samples", "2", "--ny", "40:44", "--nx", "36:40", "--coils", "3:4"]
+    assert simulated.main([weights, *small, "--adapt", "2", "--adapt-lr", "1e-3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"{weights}: SSIM") and lines[2].startswith(f"{weights} genre (adapted, 2 steps): SSIM")
+    psnr = [float(line.split("PSNR ")[1].split()[0]) for line in lines[1:3]]
+    assert all(0 < p < 80 for p in psnr)
+    assert simulated.main([weights, *small, "--adapt", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --adapt -1: steps must be >= 0")

@@ -18,6 +18,7 @@ examples:
   genre synth --out data/demo --layout validation
   genre predict --input data/demo --output out/sense --method sense --output-mode ranking
   genre predict --input data/demo --output out/guarded --method genre --guard sense
+  genre predict --input data/demo --output out/adapted --method genre --adapt 30
 
   # four workers sharing one tree, one per GPU, then one check of the whole tree
   for i in 1 2 3 4; do
@@ -60,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser, input_default: str | None, ou
                              "block, reconstruct the rest with --method and with each METHOD (sense, bart, genre), and "
                              "reconstruct the slice with whichever predicted the withheld samples best; costs one extra "
                              "reconstruction per method and slice. Empty (the default): no guard")
+    parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                        help="GENRE-CMR test-time adaptation: before each slice, fine-tune a copy of the weights for "
+                             "STEPS Adam steps on the slice's own acquired lines (some input, others predicted; ZS-SSL), "
+                             "keep the weights that best predict a further 20%% of withheld lines, the trained ones "
+                             "included, and reconstruct from every line with them. About STEPS x 3 network passes per "
+                             "slice. 0 (the default): the trained weights as they are")
+    parser.add_argument("--adapt-lr", type=float, default=None, metavar="LR",
+                        help="Adam learning rate of --adapt (default: AdaptConfig's, genre/recon/adapt.py)")
     parser.add_argument("--time-budget-hours", type=float, default=None,
                         help="when the files left would not finish in this budget at the measured pace, switch to a "
                              "faster method for them (genre -> sense -> zero-filled; bart -> sense -> zero-filled) "
@@ -127,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from genre.device import DeviceUnavailable, resolve_device
     from genre.pipeline import PredictionSetupError, check_input, log_summary, predict_tree
     from genre.recon import make_reconstructor
+    from genre.recon.adapt import adapted
     from genre.recon.base import MethodUnavailable
 
     try:
@@ -140,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         if args.device == "auto" and device.type == "cpu" and args.method == "genre":
             log.warning("no CUDA device found: reconstructing on the CPU, which is much slower")
         method = make_reconstructor(args.method, device, args.checkpoint, args.max_batch)
+        if args.adapt or args.adapt_lr is not None:
+            method = adapted(method, args.adapt, args.adapt_lr)
         if args.guard:
             method = guarded(method, args.guard.split(","), lambda name: make_reconstructor(name, device, args.checkpoint, args.max_batch))
         budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600

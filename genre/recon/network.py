@@ -77,8 +77,8 @@ class GenreReconstructor:
             raise ValueError(f"neighbouring slices stand in for frames only in single-frame series, got {frames} frames")
         targets = [(f, s) for s in range(slices) for f in range(frames)]
         out = None  # allocated at the first batch, whose result says the per-target shape and dtype
-        device_kspace = self._to_device(kspace.to(torch.complex64))
-        device_mask = self._to_device(mask.to(torch.float32))
+        device_kspace = self.to_device(kspace.to(torch.complex64))
+        device_mask = self.to_device(mask.to(torch.float32))
         pending = None  # (targets, images, copied) of the batch launched last
         batch, start = self.max_batch, 0
         while start < len(targets):
@@ -121,13 +121,7 @@ class GenreReconstructor:
         are on the device. On CUDA the work is only queued: the images are valid once the
         returned event has completed (``None`` on other devices).
         """
-        adj = self.model.config.adjacent
-        frames, slices = kspace.shape[:2]
-        rows = [adjacent_positions(frames, slices, f, s, adj, mode) for f, s in chunk]
-        index = self._to_device(torch.tensor(rows))  # (batch, adj, 2): frame, slice
-        k = kspace[index[..., 0], index[..., 1]]  # (batch, adj, coils, ky, kx), a copy
-        m = mask[index[..., 0]]
-        images = forward(k, m)
+        images = forward(*self.gather(kspace, mask, chunk, mode))
         if self.device.type != "cuda":
             return images.cpu(), None
         # A blocking copy back would wait for the next batch too, queued behind this one by
@@ -138,7 +132,21 @@ class GenreReconstructor:
         copied.record(torch.cuda.current_stream(self.device))
         return host, copied
 
-    def _to_device(self, host: torch.Tensor) -> torch.Tensor:
+    def gather(
+        self, kspace: torch.Tensor, mask: torch.Tensor, chunk: list[tuple[int, int]], mode: Neighbours
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's inputs for the (frame, slice) targets in ``chunk``: k-space ``(len(chunk), adj, coils, ky, kx)`` and mask ``(len(chunk), adj, ky, kx)``.
+
+        ``kspace`` ``(frames, slices, coils, ky, kx)`` and ``mask`` ``(frames, ky, kx)`` on the
+        model's device; each target's adjacent frames (or slices) per :func:`adjacent_positions`.
+        """
+        adj = self.model.config.adjacent
+        frames, slices = kspace.shape[:2]
+        rows = [adjacent_positions(frames, slices, f, s, adj, mode) for f, s in chunk]
+        index = self.to_device(torch.tensor(rows))  # (batch, adj, 2): frame, slice
+        return kspace[index[..., 0], index[..., 1]], mask[index[..., 0]]  # copies
+
+    def to_device(self, host: torch.Tensor) -> torch.Tensor:
         """``host`` on the model's device; to CUDA through pinned memory, so that the copy does not wait for queued work."""
         if self.device.type != "cuda":
             return host.to(self.device)
