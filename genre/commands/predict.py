@@ -150,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
         if args.device == "auto" and device.type == "cpu" and args.method == "genre":
             log.warning("no CUDA device found: reconstructing on the CPU, which is much slower")
         method = make_reconstructor(args.method, device, args.checkpoint, args.max_batch)
+        adaptation = None
         if args.adapt or args.adapt_lr is not None:
-            method = adapted(method, args.adapt, args.adapt_lr)
+            method = adaptation = adapted(method, args.adapt, args.adapt_lr)
         if args.guard:
             method = guarded(method, args.guard.split(","), lambda name: make_reconstructor(name, device, args.checkpoint, args.max_batch))
         budget = None if args.time_budget_hours is None else args.time_budget_hours * 3600
@@ -162,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     log_summary(report)
+    if adaptation is not None:
+        log.info("adapt: the check kept adapted weights on %d of %d calls (the trained weights on the rest)",
+                 adaptation.kept, adaptation.calls)
     if args.guard:
         log.info("guard: slices reconstructed by each method: %s", ", ".join(f"{k} {v}" for k, v in method.choices.items()))
     return 0 if report.ok else 1
