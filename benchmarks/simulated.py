@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     try:  # everything is loaded before the first long run, so a bad argument fails at once
         runs = [(str(path), make_reconstructor("genre", torch.device("cpu"), path)) for path in args.weights]
         if args.adapt or args.adapt_lr is not None:
-            runs += [(f"{label} {(method := adapted(network, args.adapt, args.adapt_lr)).name}", method) for label, network in runs]
+            for label, network in list(runs):
+                adaptation = adapted(network, args.adapt, args.adapt_lr)
+                runs.append((f"{label} {adaptation.name}", adaptation))
         runs += [(name, make_reconstructor(name, torch.device("cpu"))) for name in args.methods]
     except MethodUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)

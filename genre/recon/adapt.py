@@ -104,17 +104,17 @@ class Adapted:
 
     def reconstruct(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
         """``(frames, slices, coils, ky, kx)`` complex, ``(frames, ky, kx)`` mask -> ``(frames, slices, ky, kx)`` float32."""
-        try:
-            self.adapt(kspace, mask, info)
-            return self.network.reconstruct(kspace, mask, info)
-        finally:
-            self.network.model.load_state_dict(self._trained)
+        return self._adapted(self.network.reconstruct, kspace, mask, info)
 
     def estimate_kspace(self, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
         """The adapted network's coil k-space ``(frames, slices, coils, ky, kx)`` for the same inputs as :meth:`reconstruct`."""
+        return self._adapted(self.network.estimate_kspace, kspace, mask, info)
+
+    def _adapted(self, forward, kspace: torch.Tensor, mask: torch.Tensor, info: SeriesInfo) -> torch.Tensor:
+        """``forward`` (one of the network's inference paths) with weights adapted to this input, then the trained weights back."""
         try:
             self.adapt(kspace, mask, info)
-            return self.network.estimate_kspace(kspace, mask, info)
+            return forward(kspace, mask, info)
         finally:
             self.network.model.load_state_dict(self._trained)
 
