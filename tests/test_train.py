@@ -137,6 +137,30 @@ def test_resumed_run_repeats_the_next_step_exactly(run_a, data, tmp_path, caplog
     torch.testing.assert_close(state_b["discriminator"], state_a["discriminator"], rtol=0, atol=1e-6)
 
 
+def test_a_run_stopped_by_its_time_limit_resumes_to_the_same_weights(run_a, data, tmp_path, caplog):
+    """--stop-after: at the first step past the limit the state and weights are saved; --resume finishes the run exactly."""
+    out = tmp_path / "stopped"
+    with caplog.at_level(logging.INFO):
+        summary = run_training(replace(CONFIG, stop_after=1e-9), data, out, device="cpu")
+    assert summary["stopped"] and summary["step"] == 1 and "continue with --resume" in caplog.text
+    assert [p.name for p in training_state.list_states(out)] == ["step_00000001.pt"]
+    assert [r["step"] for r in _rows(out / "log.csv")] == ["1"] and _rows(out / "val.csv") == []
+    sidecar = json.loads((out / "last.json").read_text())["summary"]
+    assert sidecar["step"] == 1 and sidecar["validation"] == {}  # weights of a step, not of a validated epoch
+    assert not (out / "best.safetensors").exists()
+    summary = run_training(CONFIG, data, out, resume=True, device="cpu")  # no limit this time: a runtime setting
+    assert not summary["stopped"] and summary["step"] == 3
+    assert _rows(out / "val.csv") == _rows(run_a / "val.csv")
+    weights_a, weights_b = load_file(run_a / "last.safetensors"), load_file(out / "last.safetensors")
+    for name in weights_a:
+        torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6)
+
+
+def test_stop_after_must_be_positive():
+    with pytest.raises(ValueError, match="stop_after"):
+        replace(CONFIG, stop_after=0)
+
+
 def test_trained_weights_serve_genre_predict(run_a, mini_tree, tmp_path):
     out = tmp_path / "pred"
     code = main(["predict", "--input", str(mini_tree), "--output", str(out), "--method", "genre",

@@ -84,6 +84,9 @@ class TrainConfig:
     # --- bookkeeping
     ckpt_every: int = 1000  # steps between training-state checkpoints (also one at every epoch end)
     keep_checkpoints: int = 3
+    # Minutes of training after which this session saves its state and stops; a resumed run
+    # continues from that step. For machines lent by the hour and runs that must end in time.
+    stop_after: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "holdout_domains", tuple(self.holdout_domains))
@@ -108,6 +111,8 @@ class TrainConfig:
             raise ValueError("lr, disc_lr and grad_clip must be positive; weight_decay and val_patients not negative")
         if self.num_workers < 0 or self.adv_weight < 0 or self.acs < 1:
             raise ValueError("num_workers and adv_weight must not be negative, acs must be >= 1")
+        if self.stop_after is not None and self.stop_after <= 0:
+            raise ValueError(f"stop_after must be a positive number of minutes or unset, got {self.stop_after}")
         if self.simulated < 0 or self.simulated_val < 0:
             raise ValueError("simulated and simulated_val must not be negative")
         check_curriculum(self.curriculum)

@@ -30,7 +30,7 @@ log = logging.getLogger("genre.train")
 
 #: Settings that change how a run is carried out, not what it computes: a resumed run takes them
 #: from the command line; every other setting comes from the run's checkpoint.
-RUNTIME_FIELDS = ("num_workers", "ckpt_every", "keep_checkpoints")
+RUNTIME_FIELDS = ("num_workers", "ckpt_every", "keep_checkpoints", "stop_after")
 
 
 class TrainingSetupError(Exception):

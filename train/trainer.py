@@ -14,7 +14,9 @@ StepLR steps once per epoch; the curriculum sets the accelerations of each epoch
 epoch: validation on held-out patients (:mod:`genre.train.validation`), ``last.safetensors`` /
 ``best.safetensors`` (by validation SSIM; by the epoch's mean training loss without validation
 data), a training-state checkpoint, and the plots. Training-state checkpoints also every
-``ckpt_every`` steps. Under DDP only rank 0 writes.
+``ckpt_every`` steps. Under DDP only rank 0 writes. With ``stop_after`` minutes the run saves
+its state and ``last.safetensors`` at the first step past that time and returns; ``--resume``
+continues from that step.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from genre.train import plots, training_state
 from genre.train.adversary import adversarial_loss, discriminator_step
 from genre.train.batch import scaled_batch
 from genre.train.config import TrainConfig
-from genre.train.distributed import DistContext, all_reduce_mean, gather_objects
+from genre.train.distributed import DistContext, all_reduce_mean, all_reduce_sum, gather_objects
 from genre.train.objective import Objective, rss_image
 from genre.train.records import STEP_FIELDS, VAL_FIELDS, CsvLog
 from genre.train.validation import validate
@@ -109,6 +111,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.step_in_epoch = 0
+        self.deadline: float | None = None  # time.monotonic() at which fit() stops (stop_after)
+        self.stopped = False
         self.best: float | None = None
         self.epoch_losses: list[float] = []
         if ctx.is_main:
@@ -259,8 +263,19 @@ class Trainer:
                 postfix["alpha"] = "/".join(f"{row[f'w_{n}']:.2f}" for n in self.objective.names)
                 bar.set_postfix(postfix, refresh=False)
                 bar.update()
+                # An epoch's last step goes on to its validation; fit() checks the time after it.
+                if self.step_in_epoch < total and self.out_of_time():
+                    self.stopped = True
+                    return
                 if self.step % self.config.ckpt_every == 0 and self.step_in_epoch < total:
                     self.save_training_state()
+
+    def out_of_time(self) -> bool:
+        """Whether the ``stop_after`` time is up on any process (all of them must stop at the same step)."""
+        if self.deadline is None:
+            return False
+        late = torch.tensor(float(time.monotonic() >= self.deadline), device=self.device)
+        return bool(all_reduce_sum(self.ctx, late) > 0)
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Mean metrics per validation group (:func:`genre.train.validation.validate`); rank 0 draws this epoch's panel."""
@@ -287,10 +302,18 @@ class Trainer:
             plots.plot_cov_weights(rows, self.out / "plots" / "cov_weights.png")
 
     def fit(self) -> dict[str, Any]:
-        """Train from the current state to the last epoch; returns the final summary."""
+        """Train from the current state to the last epoch, or until ``stop_after``; returns the final summary.
+
+        The summary's ``stopped`` is true when the time ran out first: the training state and
+        ``last.safetensors`` (without validation scores) are then those of the step it stopped at.
+        """
+        if self.config.stop_after is not None:
+            self.deadline = time.monotonic() + 60 * self.config.stop_after
         metrics: dict[str, dict[str, float]] = {}
         while self.epoch < self.config.epochs:
             self.train_epoch()
+            if self.stopped:
+                return self._stop()
             metrics = self.validate()
             score = self._score(metrics)
             self.sched_g.step()
@@ -314,4 +337,19 @@ class Trainer:
                     self._write_weights("best.safetensors", metrics)
                 self._plot()
             self.save_training_state()
-        return {"epoch": self.epoch, "step": self.step, "validation": metrics, "best": self.best}
+            if self.epoch < self.config.epochs and self.out_of_time():
+                return self._stop()
+        return {"epoch": self.epoch, "step": self.step, "validation": metrics, "best": self.best, "stopped": False}
+
+    def _stop(self) -> dict[str, Any]:
+        """Save what a resumed run needs, and weights to look at, at the step where the time ran out."""
+        self.stopped = True
+        if self.step_in_epoch:  # at an epoch's end both were written, with validation scores
+            self.save_training_state()
+            if self.ctx.is_main:
+                self._write_weights("last.safetensors", {})
+                self._plot()
+        log.info("stopped by the %g-minute limit at step %d, %d of %d epochs done%s; continue with --resume",
+                 self.config.stop_after, self.step, self.epoch, self.config.epochs,
+                 f" and {self.step_in_epoch} step{'s' * (self.step_in_epoch > 1)} of the next" if self.step_in_epoch else "")
+        return {"epoch": self.epoch, "step": self.step, "validation": {}, "best": self.best, "stopped": True}

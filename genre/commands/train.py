@@ -13,6 +13,7 @@ examples:
   genre synth --out data/train --layout train --cases 2 --domains 3
   genre train --data data/train --out runs/tiny --preset tiny --epochs 2 --steps-per-epoch 50
   genre train --data data/train --out runs/tiny --resume                # continue after a stop
+  genre train --data data/train --out runs/tiny --resume --stop-after 120   # at most 2 h this session
   genre train --data /data/CMRxRecon2025 --out runs/paper --no-sda     # the paper's ablation
   torchrun --nproc_per_node 2 -m genre train --data /data/CMRxRecon2025 --out runs/paper
   genre train --simulated 2000 --out runs/sim --preset small --curriculum "0:4,8;0.3:4,8,16;0.6:4,8,16,24"
@@ -35,7 +36,7 @@ plots/losses.png, plots/cov_weights.png, plots/val_epochNNN.png; checkpoints/ste
 (training state for --resume); last.safetensors and best.safetensors (generator weights with
 their .json sidecar, for `genre predict --checkpoint`). Under torchrun only rank 0 writes.
 
-Exit status: 0 done; 1 a file failed while training; 2 unusable arguments (no training files,
+Exit status: 0 done (or stopped by --stop-after, resumable); 1 a file failed while training; 2 unusable arguments (no training files,
 an existing run in --out without --resume, no CUDA for --device cuda).
 """
 
@@ -111,7 +112,7 @@ def register(subparsers, formatter_class) -> None:
                         "fewer cascades, the network is grown (e.g. --preset small --cascades 8)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint, with the run's saved settings "
-                        "(only --num-workers, --ckpt-every and --keep-checkpoints may change)")
+                        "(only --num-workers, --ckpt-every, --keep-checkpoints and --stop-after may change)")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train (StepLR and the curriculum follow them)")
     parser.add_argument("--steps-per-epoch", type=_optional_positive, default="0", metavar="N",
                         help="cap on the steps of an epoch, for quick runs; 0: the sampler's whole epoch")
@@ -130,6 +131,10 @@ def register(subparsers, formatter_class) -> None:
                         help="steps between training-state checkpoints (one is also written after every epoch)")
     parser.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, metavar="N",
                         help="training-state checkpoints kept (the newest)")
+    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                        help="save the training state and last.safetensors at the first step after this many minutes "
+                        "of training and stop (exit 0); the same command with --resume continues from that step. "
+                        "For machines lent by the hour, e.g. --stop-after 8 within a 10-minute call")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help="samples per step and process; above 1 every file must have the same matrix size")
     parser.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate of the generator")
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(
             preset=args.preset, cascades=args.cascades, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
             domain_key=args.domain_key, holdout_domains=args.holdout_domains, val_patients=args.val_patients,
-            val_max_samples=args.val_max_samples, ckpt_every=args.ckpt_every, keep_checkpoints=args.keep_checkpoints,
+            val_max_samples=args.val_max_samples, ckpt_every=args.ckpt_every, keep_checkpoints=args.keep_checkpoints, stop_after=args.stop_after,
             batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, sda=not args.no_sda,
             ear=not args.no_ear, residual=not args.no_residual, gan=not args.no_gan,
             disc_per_cascade=args.disc_per_cascade, activation_checkpointing=not args.no_checkpointing,
@@ -183,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         log.error("FAILED %s", problem)
         return 1
+    if summary["stopped"]:
+        return 0  # the trainer said where it stopped and how to continue
     seen = summary["validation"].get("seen")
     result = f"; validation SSIM {seen['ssim']:.4f}" if seen else ""
     log.info("done: %d epochs, %d steps%s; weights in %s", summary["epoch"], summary["step"], result,
