@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genre.data.cmrx import Case, find_cases, kspace_layout, mask_from_kspace, read_mask, stored_index
+from genre.data.cmrx import Case, kspace_layout, mask_from_kspace, read_mask, scan_cases, stored_index
 from genre.data.contract import OutputMode, expected_output_shape, reduce_image, selection
 from genre.data.matio import MatArray, MatFileError, remove_stale_temporaries, write_img4ranking
 from genre.recon.base import Reconstructor, SeriesInfo
@@ -282,10 +282,10 @@ def predict_tree(
     input_root, output_root = Path(input_root), Path(output_root)
     check_roots(input_root, output_root)
     try:
-        cases = find_cases(input_root)
+        cases, folders = scan_cases(input_root)
     except ValueError as exc:  # two inputs with one output path
         raise PredictionSetupError(str(exc)) from None
-    for folder in sorted(p for p in input_root.rglob("*_kus_*.mat") if p.is_dir()):
+    for folder in folders:
         log.warning("%s: a folder named like an undersampled file; skipped (no output is expected for it)", folder)
     if not cases:
         raise PredictionSetupError(f"{input_root}: no undersampled files (*_kus_*.mat) found")

@@ -9,6 +9,7 @@ from genre.data.cmrx import (
     kspace_layout,
     mask_layout,
     parse_location,
+    scan_cases,
 )
 
 
@@ -36,6 +37,15 @@ def test_mask_beside_the_kus_file_is_found(tmp_path):
     (case,) = find_cases(tmp_path)
     assert case.mask_path == d / "T2w_mask_ktRadial24.mat"
     assert (case.location.task, case.pattern, case.acceleration) == ("TaskS1", "ktRadial", 24)
+
+
+def test_scan_cases_returns_folders_named_like_inputs_apart_from_the_cases(tmp_path):
+    d = tmp_path / "TaskS1" / "odd"
+    (d / "T1w_kus_Uniform8.mat").mkdir(parents=True)  # a folder: no case, reported apart
+    (d / "T2w_kus_ktRadial24.mat").touch()
+    cases, folders = scan_cases(tmp_path)
+    assert [c.stem for c in cases] == ["T2w"] and folders == [d / "T1w_kus_Uniform8.mat"]
+    assert [c.kus_path for c in find_cases(tmp_path)] == [c.kus_path for c in cases]
 
 
 def test_location_tolerates_unknown_layouts():

@@ -181,21 +181,27 @@ def parse_case(kus_path: Path, root: Path) -> Case:
 
 
 def find_cases(root: os.PathLike | str) -> list[Case]:
-    """Every ``*_kus_*.mat`` below ``root``, sorted by relative path.
+    """Every ``*_kus_*.mat`` below ``root``, sorted by relative path; see :func:`scan_cases`."""
+    return scan_cases(root)[0]
+
+
+def scan_cases(root: os.PathLike | str) -> tuple[list[Case], list[Path]]:
+    """One walk of ``root``: every ``*_kus_*.mat`` file as a case, sorted by relative path, and the folders named so.
 
     Raises ``ValueError`` (one line naming both files) when two inputs would have the same
     output path, e.g. two copies of a task tree below different folders.
     """
     root = Path(root)
-    paths = sorted(p for p in root.rglob("*_kus_*.mat") if p.is_file() and _KUS.match(p.name))
-    cases = [parse_case(p, root) for p in paths]
+    found = sorted(root.rglob("*_kus_*.mat"))
+    folders = [p for p in found if p.is_dir()]
+    cases = [parse_case(p, root) for p in found if p.is_file() and _KUS.match(p.name)]
     claimed: dict[Path, Path] = {}
     for case in cases:
         first = claimed.setdefault(case.output_relative, case.kus_path)
         if first != case.kus_path:
             raise ValueError(f"{case.kus_path}: its output {case.output_relative} would also be the output of {first}; "
                              "the input must hold one copy of each task")
-    return cases
+    return cases, folders
 
 
 def fullsample_path(case: Case, root: os.PathLike | str) -> Path:
