@@ -80,9 +80,10 @@ generalize)
     # itself after MINUTES (default 8, inside a 10-minute device call) with a resumable state;
     # to go on in a later call, carry the run folder back: run=build/sim-gpu (ignored by git,
     # under the device tool's 64 MiB: one checkpoint of the small preset is about 30 MB), and the
-    # step resumes it. Its weights are then judged on the CPU by the shipping rule
-    # (docs/benchmarks.md, "Generalization benchmark"): python -m benchmarks.simulated on the
-    # default and the wide sets, then scripts/generalization.sh --checkpoint for the held-out families.
+    # step resumes it. The shipped lineage then ends with 450 steps at lr 1e-5 on the default
+    # distribution (docs/benchmarks.md, "A second wide cycle"; minutes on a CPU core), and the
+    # shipping rule judges the result there: python -m benchmarks.simulated on the default and the
+    # wide sets, then scripts/generalization.sh --checkpoint for the held-out families.
     run=${RUN:-build/sim-gpu}
     resume=()
     [[ -d $run/checkpoints ]] && resume=(--resume)
