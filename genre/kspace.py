@@ -19,28 +19,29 @@ import torch
 _SPATIAL = (-2, -1)
 
 
+def _centred(transform, x: torch.Tensor, dim: tuple[int, ...]) -> torch.Tensor:
+    """``transform`` (``torch.fft.fftn`` or ``ifftn``, orthonormal) over ``dim`` with the centre at ``n // 2``."""
+    return torch.fft.fftshift(transform(torch.fft.ifftshift(x, dim=dim), dim=dim, norm="ortho"), dim=dim)
+
+
 def fft2c(image: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes: image ``(..., ky, kx)`` -> k-space."""
-    shifted = torch.fft.ifftshift(image, dim=_SPATIAL)
-    return torch.fft.fftshift(torch.fft.fft2(shifted, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
+    return _centred(torch.fft.fftn, image, _SPATIAL)
 
 
 def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal inverse 2-D FFT over the last two axes: k-space ``(..., ky, kx)`` -> image."""
-    shifted = torch.fft.ifftshift(kspace, dim=_SPATIAL)
-    return torch.fft.fftshift(torch.fft.ifft2(shifted, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
+    return _centred(torch.fft.ifftn, kspace, _SPATIAL)
 
 
 def readout_to_image(kspace: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal inverse 1-D FFT over the readout (last) axis: ``(..., ky, kx)`` -> hybrid ``(..., ky, x)``."""
-    shifted = torch.fft.ifftshift(kspace, dim=-1)
-    return torch.fft.fftshift(torch.fft.ifft(shifted, dim=-1, norm="ortho"), dim=-1)
+    return _centred(torch.fft.ifftn, kspace, (-1,))
 
 
 def readout_to_kspace(hybrid: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`readout_to_image`: hybrid ``(..., ky, x)`` -> k-space ``(..., ky, kx)``."""
-    shifted = torch.fft.ifftshift(hybrid, dim=-1)
-    return torch.fft.fftshift(torch.fft.fft(shifted, dim=-1, norm="ortho"), dim=-1)
+    return _centred(torch.fft.fftn, hybrid, (-1,))
 
 
 def rss(coil_images: torch.Tensor, coil_dim: int = -3) -> torch.Tensor:
