@@ -175,6 +175,7 @@ def test_estimate_kspace_is_the_coil_kspace_behind_the_image(reconstructor, stem
     kspace, mask = _series(frames, slices, seed=2)
     estimate = reconstructor.estimate_kspace(kspace, mask, info)
     assert estimate.shape == (frames, slices, COILS, KY, KX) and estimate.dtype == torch.complex64
+    assert not estimate.requires_grad  # inference builds no autograd graph, though the generator's path allows one
     image = reconstructor.reconstruct(kspace, mask, info)
     assert torch.allclose(rss_from_kspace(estimate), image, rtol=1e-4, atol=1e-9)
     # measured_out: the acquired samples come back unchanged.

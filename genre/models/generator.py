@@ -193,13 +193,14 @@ class Generator(nn.Module):
         """
         return rss_from_kspace(self.reconstruct_kspace(measured, mask))
 
-    @torch.no_grad()
     def reconstruct_kspace(self, measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The final coil k-space ``(batch, coils, ky, kx)`` complex64 of each sample's centre frame, in the input's units.
 
         Inputs as :meth:`reconstruct`. Each sample is divided by its :func:`input_scale` before
         the network and the k-space multiplied back after. The k-space (not only its RSS image)
         is what a hold-out check scores against acquired samples (:mod:`genre.recon.guard`).
+        Gradients flow where they are enabled, because test-time adaptation
+        (:mod:`genre.recon.adapt`) trains through this same path; inference callers disable them.
         """
         scale = input_scale(measured[:, self.config.adjacent // 2])
         out = self(measured / scale.view(-1, 1, 1, 1, 1), mask, return_intermediate=False)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 import torch
 
 from genre.kspace import readout_to_image, readout_to_kspace
-from genre.models.generator import input_scale
 from genre.recon.base import MethodUnavailable, SeriesInfo
 from genre.recon.guard import holdout_error, holdout_mask
 from genre.recon.network import GenreReconstructor
@@ -162,11 +161,10 @@ class Adapted:
                 rows, seen_rows = loss_rows[..., : config.crop], device_seen[..., : config.crop]
             k, m = network.gather(source, seen_rows - rows, chunk, mode)
             k = k * m.unsqueeze(2)
-            centre = model.config.adjacent // 2
-            scale = input_scale(k[:, centre]).view(-1, 1, 1, 1)
             with torch.enable_grad():
-                output = model(k / scale.unsqueeze(1), m, return_intermediate=False).kspace[-1]
-                target = torch.stack([source[f, s] for f, s in chunk]) / scale
+                # In the input's units: the loss is scale-free, so no rescaling of the target.
+                output = model.reconstruct_kspace(k, m)
+                target = torch.stack([source[f, s] for f, s in chunk])
                 weight = rows[[f for f, _ in chunk]].unsqueeze(1)
                 loss = kspace_loss(output, target, weight)
                 optimiser.zero_grad(set_to_none=True)

@@ -121,7 +121,8 @@ class GenreReconstructor:
         are on the device. On CUDA the work is only queued: the images are valid once the
         returned event has completed (``None`` on other devices).
         """
-        images = forward(*self.gather(kspace, mask, chunk, mode))
+        with torch.no_grad():
+            images = forward(*self.gather(kspace, mask, chunk, mode))
         if self.device.type != "cuda":
             return images.cpu(), None
         # A blocking copy back would wait for the next batch too, queued behind this one by
